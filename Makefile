@@ -1,0 +1,23 @@
+# The two commands a new machine needs: `make demo` and `make test`.
+.PHONY: setup demo test unit lint schemas clean
+
+setup:            ## install Python deps, Java/Maven and prometheus if missing
+	scripts/setup.sh
+
+demo:             ## run the whole bus locally with a short demo
+	scripts/demo.sh
+
+test:             ## install, start Kafka, run every test, stop Kafka
+	scripts/test.sh
+
+unit:             ## unit tests only (no broker)
+	.venv/bin/python -m pytest tests/unit -q
+
+lint:
+	.venv/bin/ruff check services schemas tests bench
+
+schemas:          ## regenerate JSON Schema and AsyncAPI files
+	.venv/bin/cluebus schemas export
+
+clean:
+	rm -rf .run .pytest_cache .hypothesis

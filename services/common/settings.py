@@ -1,0 +1,187 @@
+"""Typed, frozen settings read from the environment and an optional TOML file.
+
+Each concern has its own settings class and environment prefix, e.g.
+``CLUEBUS_KAFKA_BOOTSTRAP`` or ``CLUEBUS_TOPICS_PREFIX``. A file named by
+``CLUEBUS_CONFIG`` may hold the same settings in sections (``[kafka]``,
+``[topics]``, ...); the environment wins over the file, the file over defaults.
+Secrets are ``SecretStr`` so that they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from services.common.topics import TopicNames
+
+CONFIG_ENV = "CLUEBUS_CONFIG"
+
+
+@lru_cache(maxsize=8)
+def _read_config_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{CONFIG_ENV}={path}: no such file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{CONFIG_ENV}={path}: not valid TOML: {exc}") from exc
+
+
+class _FileSection(PydanticBaseSettingsSource):
+    """Reads one ``[section]`` of the file named by ``CLUEBUS_CONFIG``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get(CONFIG_ENV)
+        self._data: dict[str, Any] = dict(_read_config_file(path).get(section, {})) if path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class _Settings(BaseSettings):
+    """Base: frozen, unknown keys rejected, one file section per class."""
+
+    section: ClassVar[str] = ""
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _FileSection(settings_cls, cls.section),
+            file_secret_settings,
+        )
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(_Settings):
+    """How every client of the bus reaches Kafka."""
+
+    section: ClassVar[str] = "kafka"
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of brokers."
+    )
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = Field(
+        None, description="File holding the SASL password (wins over CLUEBUS_KAFKA_PASSWORD)."
+    )
+    ssl_cafile: Path | None = None
+    ssl_check_hostname: bool = True
+    client_id: str = "cluebus"
+    request_timeout_ms: int = Field(30_000, ge=1_000)
+    bootstrap_timeout_ms: int = Field(
+        10_000, ge=500, description="How long a client waits for the first broker before giving up."
+    )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("CLUEBUS_KAFKA_BOOTSTRAP is empty; give host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"'{server}' is not host:port with a port from 1 to 65535")
+        return ",".join(servers)
+
+    @property
+    def servers(self) -> list[str]:
+        return self.bootstrap.split(",")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    def secret(self) -> str | None:
+        """The SASL password, read from the file if one is named."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+class TopicSettings(_Settings):
+    """Names, sizes and retention of the bus's topics."""
+
+    section: ClassVar[str] = "topics"
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_TOPICS_", frozen=True, extra="ignore")
+
+    prefix: str = Field("cluebus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$")
+    partitions: int = Field(6, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=10)
+    # Retention per topic family, in milliseconds (-1 keeps forever).
+    reports_retention_ms: int = 14 * 24 * 3600 * 1000
+    referrals_retention_ms: int = 180 * 24 * 3600 * 1000
+    acks_retention_ms: int = -1
+    decisions_retention_ms: int = -1
+    escalations_retention_ms: int = -1
+    deadletter_retention_ms: int = 180 * 24 * 3600 * 1000
+    ticks_retention_ms: int = 24 * 3600 * 1000
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames(self.prefix)
+
+
+class ServiceSettings(_Settings):
+    """Settings every service process shares: logging, metrics port, rules file."""
+
+    section: ClassVar[str] = "service"
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_", frozen=True, extra="ignore")
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    rules_file: Path = Path("routing_rules.toml")
+    state_dir: Path = Field(Path(".run/state"), description="Local state (outbox, faust data).")
+
+
+def load(cls: type[_Settings], **overrides: Any) -> Any:
+    """Build settings, turning validation errors into one readable ``ValueError``."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{cls.model_config.get('env_prefix', '')}{'.'.join(map(str, e['loc'])).upper()}: "
+            f"{e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(f"invalid settings: {problems}") from None

@@ -1,0 +1,72 @@
+"""Every Kafka topic name the bus uses, in one place.
+
+All topics that carry per-report data are keyed by ``report_id`` and share one
+partition count, so that consumers joining them (the tracker joins routing
+decisions with acknowledgements) are co-partitioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SOURCES: tuple[str, ...] = ("hospital", "school", "labour", "marriage", "venue")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: its name, size and broker-side configuration."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Topic names under one prefix (``cluebus`` in production, a unique one per test run)."""
+
+    prefix: str = "cluebus"
+
+    def report(self, source: str) -> str:
+        """Reports from one reporting sector, published by that sector's adapter."""
+        return f"{self.prefix}.reports.{source}"
+
+    def reports(self) -> list[str]:
+        return [self.report(s) for s in SOURCES]
+
+    def referral(self, department: str) -> str:
+        """Referrals routed to one department; only that department may read it."""
+        return f"{self.prefix}.referrals.{department}"
+
+    @property
+    def decisions(self) -> str:
+        """Routing decisions: the audit trail, and the tracker's feed of new referrals."""
+        return f"{self.prefix}.decisions"
+
+    @property
+    def acks(self) -> str:
+        return f"{self.prefix}.acks"
+
+    @property
+    def escalations(self) -> str:
+        return f"{self.prefix}.escalations"
+
+    @property
+    def status(self) -> str:
+        """Per-report status for feedback to the reporter (compacted, latest per report)."""
+        return f"{self.prefix}.status"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def tracker_ticks(self) -> str:
+        """Internal: the tracker's clock asks its own agent to re-check a report."""
+        return f"{self.prefix}.tracker.ticks"
+
+    def app_id(self, service: str) -> str:
+        """Faust application id (consumer group and changelog prefix) of a service."""
+        return f"{self.prefix}-{service}"

@@ -1,0 +1,42 @@
+"""The foundation against the real broker: topics as code and durable producers."""
+
+from kafka import KafkaAdminClient
+
+from services.common import kafka as clients
+from services.common.settings import TopicSettings
+from services.common.topic_admin import ensure_topics, topic_specs
+
+DEPARTMENTS = ["police", "education", "civil_affairs"]
+
+
+def test_topics_ensure_creates_everything_once(kafka_settings, topic_settings: TopicSettings):
+    specs = topic_specs(topic_settings, DEPARTMENTS)
+    first = ensure_topics(kafka_settings, specs)
+    assert sorted(first.created) == sorted(s.name for s in specs)
+    second = ensure_topics(kafka_settings, specs)
+    assert second.created == [] and sorted(second.existing) == sorted(s.name for s in specs)
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.servers)
+    try:
+        described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
+        assert all(len(t["partitions"]) == topic_settings.partitions for t in described.values())
+    finally:
+        admin.close()
+
+
+def test_partition_count_drift_is_reported_not_changed(kafka_settings, topic_settings):
+    specs = topic_specs(topic_settings, DEPARTMENTS)
+    ensure_topics(kafka_settings, specs)
+    bigger = topic_specs(topic_settings.model_copy(update={"partitions": 5}), DEPARTMENTS)
+    result = ensure_topics(kafka_settings, bigger)
+    assert len(result.mismatched) == len(specs)
+    assert "has 3 partitions, the settings say 5" in result.mismatched[0]
+
+
+def test_producer_is_idempotent_with_acks_all(kafka_settings):
+    producer = clients.producer(kafka_settings)
+    try:
+        assert producer.config["acks"] == -1 or producer.config["acks"] == "all"
+        assert producer.config["enable_idempotence"] is True
+    finally:
+        producer.close()

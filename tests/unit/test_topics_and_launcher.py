@@ -1,0 +1,43 @@
+import pytest
+
+from services.common.settings import TopicSettings
+from services.common.topic_admin import topic_specs
+from services.common.topics import SOURCES, TopicNames
+from services.devkafka.broker import LauncherError, LocalBroker
+
+
+def test_every_topic_family_is_specified_once():
+    specs = topic_specs(TopicSettings(prefix="x", partitions=4), ["police", "education", "police"])
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert {f"x.reports.{s}" for s in SOURCES} <= set(names)
+    assert {"x.referrals.police", "x.referrals.education"} <= set(names)
+    for family in ("decisions", "acks", "escalations", "deadletter", "status", "tracker.ticks"):
+        assert f"x.{family}" in names
+    # Co-partitioning: every topic keyed by report id has the same partition count.
+    assert {s.partitions for s in specs} == {4}
+    status = next(s for s in specs if s.name == "x.status")
+    assert status.config["cleanup.policy"] == "compact"
+
+
+def test_topic_names_are_prefixed():
+    names = TopicNames("p")
+    assert names.report("hospital") == "p.reports.hospital"
+    assert names.app_id("router") == "p-router"
+
+
+@pytest.mark.parametrize("port", [0, 80, 70000, 65535])
+def test_launcher_rejects_unusable_ports(port, tmp_path):
+    with pytest.raises(LauncherError, match="invalid port"):
+        LocalBroker(port=port, run_dir=tmp_path)
+
+
+def test_launcher_properties_use_kraft_on_the_given_ports(tmp_path):
+    broker = LocalBroker(port=29092, run_dir=tmp_path)
+    props = broker.properties()
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["log.dirs"] == str(tmp_path / "kafka-29092" / "data")
+    assert props["auto.create.topics.enable"] == "false"
+    assert not broker.running()
+    assert "not running" in broker.down()
