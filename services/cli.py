@@ -142,11 +142,35 @@ def topics_ensure(rules_file: Path | None) -> None:
         sys.exit(1)
 
 
-def _register_optional_groups() -> None:
-    """Subsystems add their command groups here as they are built."""
+# Each subsystem module lists its click commands in ``COMMANDS``; a module that
+# does not exist yet is simply not offered. Import errors of existing modules
+# are not hidden.
+SUBSYSTEM_MODULES = (
+    "schemas.cli",
+    "services.adapters.cli",
+    "services.router.cli",
+    "services.tracker.cli",
+    "services.inbox.cli",
+    "services.acl.cli",
+    "services.demo",
+)
 
 
-_register_optional_groups()
+def _register_subsystems() -> None:
+    import importlib
+    import importlib.util
+
+    for name in SUBSYSTEM_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # parent package absent
+            found = False
+        if found:
+            for command in importlib.import_module(name).COMMANDS:
+                main.add_command(command)
+
+
+_register_subsystems()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
