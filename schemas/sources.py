@@ -1,0 +1,243 @@
+"""One typed report per reporting sector, joined in a union discriminated by ``source``.
+
+For each sector there is a ``...Details`` block (the sector's own facts), a
+``...Submission`` (what that sector's systems post) and a ``...Report`` (the
+event on Kafka: the submission plus the adapter's envelope). No model has a
+DNA or biometric field: the plan reserves DNA to the police.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
+
+from schemas.base import Model, Sensitivity, personal
+from schemas.enums import Sex, Source
+from schemas.report import ReportEnvelope, SubmissionBase
+
+I, P = Sensitivity.identifying, Sensitivity.personal
+CREDIT_CODE = r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"  # unified social credit code
+COUNTRY = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+# --- hospital -----------------------------------------------------------------------------
+class EncounterType(StrEnum):
+    admission = "admission"
+    delivery = "delivery"
+    outpatient = "outpatient"
+    emergency = "emergency"
+    other = "other"
+
+
+class IdentityCheck(Model):
+    """The identity check at admission or birth (the plan requires one)."""
+
+    document_type: str | None = Field(None, max_length=50)
+    document_matches_patient: bool | None = None
+    anomaly: str | None = personal(P, None, max_length=1000)
+
+
+class Newborn(Model):
+    born_at: AwareDatetime | None = None
+    sex: Sex = Sex.unknown
+    birth_certificate_number: str | None = personal(I, None, max_length=40)
+    certificate_anomaly: bool = False
+
+
+class HospitalDetails(Model):
+    encounter_type: EncounterType
+    ward: str | None = Field(None, max_length=100)
+    attending_staff_role: str | None = Field(None, max_length=100)
+    record_number: str | None = personal(I, None, max_length=64)
+    identity_check: IdentityCheck | None = None
+    newborn: Newborn | None = None
+    suspected_surrogacy: bool = False
+    sex_determination_request: bool = False
+
+
+# --- school -------------------------------------------------------------------------------
+class SchoolDetails(Model):
+    school_name: str = Field(min_length=1, max_length=200)
+    school_code: str | None = Field(None, max_length=20)
+    grade: str | None = Field(None, max_length=30)
+    pupil_subject_index: int = Field(0, ge=0, description="Which entry of `subjects` is the pupil.")
+    days_absent: int = Field(0, ge=0, le=400)
+    enrolled: bool = True
+    guardian_relationship: str | None = Field(None, max_length=50)
+    pick_up_anomaly: bool = False
+    pick_up_description: str | None = personal(P, None, max_length=1000)
+    left_behind: bool = False
+
+
+# --- labour -------------------------------------------------------------------------------
+class PermitStatus(StrEnum):
+    not_applicable = "not_applicable"
+    valid = "valid"
+    missing = "missing"
+    expired = "expired"
+    unknown = "unknown"
+
+
+class LabourDetails(Model):
+    employer_name: str = Field(min_length=1, max_length=200)
+    employer_credit_code: str | None = Field(None, pattern=CREDIT_CODE)
+    workplace_address: str | None = personal(I, None, max_length=500)
+    industry: str | None = Field(None, max_length=100)
+    workers_affected: int = Field(1, ge=1, le=100_000)
+    youngest_worker_age: int | None = Field(None, ge=0, le=120)
+    permit_status: PermitStatus = PermitStatus.unknown
+    agency_name: str | None = Field(None, max_length=200)
+    agency_credit_code: str | None = Field(None, pattern=CREDIT_CODE)
+    inspection_ref: str | None = Field(None, max_length=64)
+
+
+# --- marriage -----------------------------------------------------------------------------
+class DocumentAnomaly(StrEnum):
+    forged_document = "forged_document"
+    age_mismatch = "age_mismatch"
+    identity_mismatch = "identity_mismatch"
+    entry_exit_anomaly = "entry_exit_anomaly"
+    visa_anomaly = "visa_anomaly"
+    other = "other"
+
+
+class MarriageDetails(Model):
+    registration_office: str = Field(min_length=1, max_length=200)
+    application_ref: str | None = personal(I, None, max_length=64)
+    party_nationalities: tuple[COUNTRY, ...] = Field(default=(), max_length=2)
+    intermediary_agency: str | None = Field(None, max_length=200)
+    document_anomalies: tuple[DocumentAnomaly, ...] = ()
+    interpreter_present: bool = False
+    interpreter_is_intermediary: bool = False
+
+    @property
+    def cross_border(self) -> bool:
+        return any(n != "CN" for n in self.party_nationalities)
+
+
+# --- venue --------------------------------------------------------------------------------
+class VenueType(StrEnum):
+    ktv = "ktv"
+    bar = "bar"
+    nightclub = "nightclub"
+    hotel = "hotel"
+    internet_cafe = "internet_cafe"
+    massage = "massage"
+    bathhouse = "bathhouse"
+    other = "other"
+
+
+class VenueDetails(Model):
+    venue_name: str = Field(min_length=1, max_length=200)
+    venue_licence: str | None = Field(None, max_length=64)
+    venue_type: VenueType
+    staff_roster_anomaly: bool = False
+    minor_present: bool = False
+    escort_services: bool = False
+    inspection_ref: str | None = Field(None, max_length=64)
+
+
+# --- submissions (posted by departmental systems) -------------------------------------------
+class HospitalSubmission(SubmissionBase):
+    details: HospitalDetails
+
+
+class SchoolSubmission(SubmissionBase):
+    details: SchoolDetails
+
+    @model_validator(mode="after")
+    def _pupil(self) -> SchoolSubmission:
+        index = self.details.pupil_subject_index
+        if index >= len(self.subjects):
+            raise ValueError(f"details.pupil_subject_index {index} is not an entry of subjects")
+        pupil = self.subjects[index]
+        if not (pupil.is_minor or pupil.age_unknown):
+            raise ValueError("details.pupil_subject_index must point at a minor (or a subject of unknown age)")
+        return self
+
+
+class LabourSubmission(SubmissionBase):
+    details: LabourDetails
+
+
+class MarriageSubmission(SubmissionBase):
+    details: MarriageDetails
+
+
+class VenueSubmission(SubmissionBase):
+    details: VenueDetails
+
+
+# --- reports (events on Kafka) ----------------------------------------------------------------
+class HospitalReport(ReportEnvelope, HospitalSubmission):
+    source: Literal[Source.hospital] = Source.hospital
+
+
+class SchoolReport(ReportEnvelope, SchoolSubmission):
+    source: Literal[Source.school] = Source.school
+
+
+class LabourReport(ReportEnvelope, LabourSubmission):
+    source: Literal[Source.labour] = Source.labour
+
+
+class MarriageReport(ReportEnvelope, MarriageSubmission):
+    source: Literal[Source.marriage] = Source.marriage
+
+
+class VenueReport(ReportEnvelope, VenueSubmission):
+    source: Literal[Source.venue] = Source.venue
+
+
+Submission = HospitalSubmission | SchoolSubmission | LabourSubmission | MarriageSubmission | VenueSubmission
+Report = Annotated[
+    HospitalReport | SchoolReport | LabourReport | MarriageReport | VenueReport,
+    Field(discriminator="source"),
+]
+ReportAdapter: TypeAdapter[Any] = TypeAdapter(Report)
+
+SUBMISSION_MODELS: dict[Source, type[SubmissionBase]] = {
+    Source.hospital: HospitalSubmission,
+    Source.school: SchoolSubmission,
+    Source.labour: LabourSubmission,
+    Source.marriage: MarriageSubmission,
+    Source.venue: VenueSubmission,
+}
+REPORT_MODELS: dict[Source, type[ReportEnvelope]] = {
+    Source.hospital: HospitalReport,
+    Source.school: SchoolReport,
+    Source.labour: LabourReport,
+    Source.marriage: MarriageReport,
+    Source.venue: VenueReport,
+}
+
+
+def make_report(
+    submission: SubmissionBase, *, source: Source, report_id: str, source_system: str, received_at: datetime
+) -> Any:
+    """The event for Kafka: the submission plus the envelope the adapter stamps."""
+    expected = SUBMISSION_MODELS[source]
+    if not isinstance(submission, expected):
+        raise TypeError(f"a {source.value} report needs a {expected.__name__}, not {type(submission).__name__}")
+    return REPORT_MODELS[source].model_validate(
+        {
+            **submission.model_dump(mode="python"),
+            "source": source,
+            "report_id": report_id,
+            "source_system": source_system,
+            "received_at": received_at,
+        }
+    )
+
+
+def parse_report(data: bytes | str) -> Any:
+    """A report event from its JSON bytes (raises ``pydantic.ValidationError``)."""
+    return ReportAdapter.validate_json(data)
+
+
+def dump_event(model: Model) -> bytes:
+    """Compact JSON bytes of any cluebus event."""
+    return model.model_dump_json(exclude_none=False).encode("utf-8")
