@@ -1,0 +1,145 @@
+"""Durations, working-hours calendars and the due times of a referral's stages.
+
+Stage clocks are measured from the moment of routing, like the response
+clocks of a risk rating (red 2 h, amber 6 h, green 24 h): a referral is due
+``received`` within one duration, ``decided`` (accepted or declined) within a
+longer one, ``completed`` within the longest. Non-critical clocks may run in
+working hours only; critical ones always run around the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"1d2h30m"``, ``"15m"``, ``"90s"`` (or a timedelta / number of seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str) or not value or not (m := _DURATION.match(value.strip())):
+        raise ValueError(f"{value!r} is not a duration like '15m', '2h', '1d12h' or '90s'")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    total = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            parts.append(f"{total // size}{unit}")
+            total %= size
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+class Calendar(BaseModel):
+    """Working hours in a time zone; clocks that follow it stop outside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "Asia/Shanghai"
+    always: bool = Field(False, description="Runs 24/7 (the other fields are ignored).")
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(8, 30)
+    end: time = time(17, 30)
+    holidays: frozenset[date] = frozenset()
+    # Weekend days declared working days (调休), which the plan's offices observe.
+    extra_workdays: frozenset[date] = frozenset()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in value if d not in _WEEKDAYS]
+        if bad:
+            raise ValueError(f"unknown day names {bad}; use {list(_WEEKDAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _hours_make_sense(self) -> Calendar:
+        if not self.always and self.start >= self.end:
+            raise ValueError("start must be before end")
+        if not self.always and not self.days:
+            raise ValueError("a calendar needs at least one working day (or always = true)")
+        return self
+
+    def _is_workday(self, day: date) -> bool:
+        if day in self.extra_workdays:
+            return True
+        return day.weekday() in {_WEEKDAYS[d] for d in self.days} and day not in self.holidays
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant when ``duration`` of working time has passed since ``start``."""
+        if self.always:
+            return start + duration
+        zone = ZoneInfo(self.timezone)
+        cursor = start.astimezone(zone)
+        remaining = duration
+        for _ in range(3660):  # ten years of days: a bound, never reached in practice
+            day = cursor.date()
+            if self._is_workday(day):
+                open_at = datetime.combine(day, self.start, zone)
+                close_at = datetime.combine(day, self.end, zone)
+                begin = max(cursor, open_at)
+                if begin < close_at:
+                    available = close_at - begin
+                    if remaining <= available:
+                        return (begin + remaining).astimezone(start.tzinfo)
+                    remaining -= available
+            cursor = datetime.combine(day + timedelta(days=1), time(0), zone)
+        raise ValueError("calendar has no working time within ten years")
+
+
+ALWAYS = Calendar(always=True)
+
+
+class StageClocks(BaseModel):
+    """How long after routing each stage is due."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    received: Duration
+    decided: Duration
+    completed: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StageClocks:
+        if not (timedelta(0) < self.received <= self.decided <= self.completed):
+            raise ValueError("clocks must satisfy 0 < received <= decided <= completed")
+        return self
+
+
+@lru_cache(maxsize=4096)
+def _cached_add(calendar: Calendar, start: datetime, duration: timedelta) -> datetime:
+    return calendar.add(start, duration)
+
+
+def due_times(start: datetime, clocks: StageClocks, calendar: Calendar) -> dict[str, datetime]:
+    return {
+        "received": _cached_add(calendar, start, clocks.received),
+        "decided": _cached_add(calendar, start, clocks.decided),
+        "completed": _cached_add(calendar, start, clocks.completed),
+    }

@@ -1,0 +1,335 @@
+"""Load ``routing_rules.toml`` once, validate it completely, and compile it.
+
+A file either loads whole or is rejected with the line and the reason; there
+is no partially applied rule set. Beyond the schema, the loader checks the
+invariants the plan and the law require:
+
+* every recipient and escalation target is a known department;
+* DNA and biometric fields are visible to the police only;
+* every source and category, whatever the other facts of the report, reaches
+  at least one lead department (so no report ends with nobody acting).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.enums import Category, Priority, Role, Source, Urgency
+from services.rules.clocks import ALWAYS, Calendar, StageClocks, due_times
+from services.rules.engine import Facts, Node, RouteResult, compile_tree, count_routes, depth, evaluate
+from services.rules.model import Department, EscalationChain, Route, RulesFile
+from services.rules.redaction import Projection, expand, forbidden_for_non_police
+
+
+class RulesError(ValueError):
+    """The rules file is invalid. ``problems`` holds one ``(line, where, reason)`` per fault."""
+
+    def __init__(self, source_name: str, problems: list[tuple[int | None, str, str]]) -> None:
+        self.source_name = source_name
+        self.problems = problems
+        super().__init__("; ".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        out = []
+        for line, where, reason in self.problems:
+            loc = f"{self.source_name}:{line}" if line else self.source_name
+            out.append(f"{loc}: {where}: {reason}" if where else f"{loc}: {reason}")
+        return out
+
+
+# --- locating a validation error's path in the TOML text -------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+)\s*=")
+
+
+def _parts(dotted: str) -> list[str]:
+    return [p.strip().strip('"').strip("'") for p in dotted.split(".")]
+
+
+def key_lines(text: str) -> list[tuple[tuple[Any, ...], int]]:
+    """Every table header and key with its path (array-of-table indices included) and line."""
+    entries: list[tuple[tuple[Any, ...], int]] = []
+    arrays: dict[tuple[Any, ...], int] = {}  # indexed path of an array of tables -> length
+
+    def resolve(parts: list[str]) -> tuple[Any, ...]:
+        path: tuple[Any, ...] = ()
+        for part in parts:
+            path = (*path, part)
+            if path in arrays:
+                path = (*path, arrays[path] - 1)
+        return path
+
+    current: tuple[Any, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(raw):
+            parts = _parts(m.group(2))
+            if m.group(1) == "[[":
+                prefix = resolve(parts[:-1])
+                key = (*prefix, parts[-1])
+                arrays[key] = arrays.get(key, 0) + 1
+                current = (*key, arrays[key] - 1)
+            else:
+                current = resolve(parts)
+            entries.append((current, number))
+        elif m := _KEY.match(raw):
+            entries.append(((*current, *_parts(m.group(1))), number))
+    return entries
+
+
+def locate(entries: list[tuple[tuple[Any, ...], int]], loc: tuple[Any, ...]) -> int | None:
+    """The line of the longest known prefix of ``loc``."""
+    best, best_len = None, -1
+    for path, line in entries:
+        n = len(path)
+        if n > best_len and n <= len(loc) and tuple(loc[:n]) == path:
+            best, best_len = line, n
+    return best
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --- the compiled rules -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedReferral:
+    """One recipient of one report, before it becomes a Referral event."""
+
+    department: str
+    role: Role
+    priority: Priority
+    rule_path: tuple[str, ...]
+    due: dict[str, datetime]
+    case_owner_required: bool
+    anonymised: bool
+    copy: dict[str, Any]
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    result: RouteResult
+    referrals: tuple[PlannedReferral, ...]
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """Validated, compiled rules; immutable, so a reload swaps the whole object."""
+
+    spec: RulesFile
+    version: str  # the file's version plus a content hash, stamped on every referral
+    digest: str
+    root: Node
+    projections: dict[tuple[str, Source], Projection] = field(repr=False)
+    source_name: str = "routing_rules.toml"
+
+    @property
+    def departments(self) -> dict[str, Department]:
+        return self.spec.departments
+
+    @property
+    def police(self) -> str:
+        return self.spec.police
+
+    def route(self, report: Any) -> RouteResult:
+        return evaluate(self.root, Facts.of(report))
+
+    def clocks(self, department: str, priority: Priority) -> StageClocks:
+        return self.departments[department].clocks.get(priority) or self.spec.defaults.clocks[priority]
+
+    def calendar(self, department: str, priority: Priority) -> Calendar:
+        if priority == Priority.critical:
+            return ALWAYS  # critical referrals (a missing child) run 24/7
+        name = self.departments[department].calendar or self.spec.defaults.calendar
+        return self.spec.calendars[name]
+
+    def due(self, department: str, priority: Priority, routed_at: datetime) -> dict[str, datetime]:
+        return due_times(routed_at, self.clocks(department, priority), self.calendar(department, priority))
+
+    def escalation(self, department: str) -> EscalationChain:
+        return self.departments[department].escalation or self.spec.defaults.escalation
+
+    def escalation_target(self, department: str, level: int) -> str:
+        """Target of escalation ``level`` (1-based; levels past the chain repeat the last)."""
+        levels = self.escalation(department).levels
+        return levels[min(level, len(levels)) - 1].to.replace("{department}", department)
+
+    def lead_decline_target(self, department: str) -> str:
+        return self.escalation(department).on_lead_decline
+
+    def plan(self, report: Any, routed_at: datetime) -> RoutingPlan:
+        """Everything the router needs to emit for one report (pure, deterministic)."""
+        result = self.route(report)
+        report_json = report.model_dump(mode="json")
+        refused = str(getattr(report.consent, "value", report.consent)) == "refused"
+        source = Source(report.source)
+        planned = []
+        for r in result.recipients:
+            anonymise = refused and r.department != self.police
+            copy, fields = self.projections[(r.department, source)].apply(report_json, anonymise=anonymise)
+            owner = r.case_owner_required or (
+                r.role == Role.lead
+                and Category(report.category) in self.departments[r.department].case_owner_categories
+            )
+            planned.append(
+                PlannedReferral(
+                    department=r.department,
+                    role=r.role,
+                    priority=result.priority,
+                    rule_path=r.rule_path,
+                    due=self.due(r.department, result.priority, routed_at),
+                    case_owner_required=owner,
+                    anonymised=anonymise,
+                    copy=copy,
+                    fields=fields,
+                )
+            )
+        return RoutingPlan(result=result, referrals=tuple(planned))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "departments": len(self.departments),
+            "routes": count_routes(self.root) - 1,
+            "depth": depth(self.root) - 1,
+            "calendars": sorted(self.spec.calendars),
+        }
+
+
+def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...], str]]:
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    departments = spec.departments
+    if spec.police not in departments:
+        problems.append((("police",), f"the police department '{spec.police}' is not defined"))
+    if not spec.route.match.is_empty() or not spec.route.match_not.is_empty():
+        problems.append((("route", "match"), "the root route matches every report; give it no matchers"))
+    if not any(r.role == Role.lead for r in spec.route.recipients):
+        problems.append((("route", "recipients"), "the root needs a lead recipient (the fallback)"))
+
+    def walk(route: Route, loc: tuple[Any, ...]) -> None:
+        for i, r in enumerate(route.recipients):
+            if r.department not in departments:
+                problems.append(((*loc, "recipients", i, "department"), f"unknown department '{r.department}'"))
+        for i, child in enumerate(route.routes):
+            walk(child, (*loc, "routes", i))
+
+    walk(spec.route, ("route",))
+
+    calendars = spec.calendars
+    if spec.defaults.calendar not in calendars:
+        problems.append((("defaults", "calendar"), f"unknown calendar '{spec.defaults.calendar}'"))
+    chains = [(("defaults", "escalation"), spec.defaults.escalation)]
+    for dep_id, dep in departments.items():
+        if dep.calendar and dep.calendar not in calendars:
+            problems.append((("departments", dep_id, "calendar"), f"unknown calendar '{dep.calendar}'"))
+        if dep.escalation:
+            chains.append((("departments", dep_id, "escalation"), dep.escalation))
+    for loc, chain in chains:
+        for i, level in enumerate(chain.levels):
+            target = level.to.replace("{department}", "police").split(".")[0]
+            if target not in departments:
+                problems.append(((*loc, "levels", i, "to"), f"unknown department in target '{level.to}'"))
+        if chain.on_lead_decline.split(".")[0] not in departments:
+            problems.append(((*loc, "on_lead_decline"), f"unknown department '{chain.on_lead_decline}'"))
+
+    # Fields: known paths only; DNA and biometric data to the police only.
+    try:
+        expand(spec.always_shared, spec.field_sets)
+    except ValueError as exc:
+        problems.append((("always_shared",), str(exc)))
+    try:
+        expand(spec.anonymise, spec.field_sets)
+    except ValueError as exc:
+        problems.append((("anonymise",), str(exc)))
+    for dep_id, dep in departments.items():
+        try:
+            allowed = expand(dep.fields, spec.field_sets)
+        except ValueError as exc:
+            problems.append((("departments", dep_id, "fields"), str(exc)))
+            continue
+        if dep_id != spec.police and (bad := forbidden_for_non_police(allowed)):
+            problems.append(
+                (("departments", dep_id, "fields"),
+                 f"DNA/biometric fields are for the police only, not '{dep_id}': {bad}")
+            )
+
+    # Every (source, category) reaches a lead, whatever the report's other facts.
+    if not problems:
+        uncovered: dict[str, set[str]] = {}
+        for source, category, urgency, minor, foreign, disability in product(
+            Source, Category, Urgency, (False, True), (False, True), (False, True)
+        ):
+            facts = Facts(source, category, urgency, minor, foreign, disability)
+            result = evaluate(root, facts)
+            if not any(r.role == Role.lead for r in result.recipients):
+                uncovered.setdefault(category.value, set()).add(source.value)
+        for category_value, sources in sorted(uncovered.items()):
+            problems.append(
+                (("route",), f"category '{category_value}' can reach no lead department "
+                             f"(from {', '.join(sorted(sources))}, for some facts)")
+            )
+    return problems
+
+
+def parse_rules(text: str, source_name: str = "routing_rules.toml") -> CompiledRules:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise RulesError(source_name, [(int(match.group(1)) if match else None, "", f"not valid TOML: {exc}")]) from None
+    entries = key_lines(text)
+    try:
+        spec = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            (locate(entries, tuple(err["loc"])), _where(tuple(err["loc"])), err["msg"])
+            for err in exc.errors()
+        ]
+        raise RulesError(source_name, problems) from None
+    root = compile_tree(spec.route)
+    invariant_problems = _check_invariants(spec, root)
+    if invariant_problems:
+        raise RulesError(source_name, [(locate(entries, loc), _where(loc), msg) for loc, msg in invariant_problems])
+
+    shared = expand(spec.always_shared, spec.field_sets)
+    anonymise = expand(spec.anonymise, spec.field_sets)
+    projections = {
+        (dep_id, source): Projection(dep_id, source, shared | expand(dep.fields, spec.field_sets), anonymise)
+        for dep_id, dep in spec.departments.items()
+        for source in Source
+    }
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return CompiledRules(
+        spec=spec,
+        version=f"{spec.version}+{digest[:12]}",
+        digest=digest,
+        root=root,
+        projections=projections,
+        source_name=source_name,
+    )
+
+
+def load_rules(path: Path | str) -> CompiledRules:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(str(path), [(None, "", "file not found")]) from None
+    except UnicodeDecodeError:
+        raise RulesError(str(path), [(None, "", "not UTF-8 text")]) from None
+    return parse_rules(text, str(path))

@@ -1,0 +1,355 @@
+"""Routing rules: loading, invariants, the tree's semantics, need-to-know copies."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from hypothesis import given, settings
+
+from schemas import Priority, Role, SUBMISSION_MODELS, Source, make_report
+from schemas.examples import load_examples
+from services.common.ids import uuid7
+from services.rules import Facts, RulesError, load_rules, parse_rules
+from services.rules.clocks import Calendar, parse_duration
+from services.rules.redaction import DNA_PATTERN
+
+from ..schemas.strategies import submissions
+
+REPO = Path(__file__).resolve().parents[3]
+RULES = load_rules(REPO / "routing_rules.toml")
+REPORTS = load_examples("v1", "reports")
+
+HEAD = dedent('''
+    version = "t1"
+    always_shared = ["report_id", "source", "category"]
+    anonymise = ["subjects.name", "narrative"]
+    [calendars.office]
+    [calendars.always]
+    always = true
+    [defaults]
+    calendar = "office"
+    [defaults.clocks.critical]
+    received = "5m"
+    decided = "10m"
+    completed = "1d"
+    [defaults.clocks.high]
+    received = "1h"
+    decided = "2h"
+    completed = "2d"
+    [defaults.clocks.normal]
+    received = "4h"
+    decided = "8h"
+    completed = "3d"
+    [defaults.escalation]
+    repeat = "1h"
+    levels = [{ after = "0s", to = "{department}.supervisor" }, { after = "1h", to = "joint_meeting" }]
+    [departments.police]
+    name_zh = "公安"
+    name_en = "Police"
+    fields = ["*"]
+    [departments.joint_meeting]
+    name_zh = "联席"
+    name_en = "Joint meeting"
+    [departments.education]
+    name_zh = "教育"
+    name_en = "Education"
+    fields = ["subjects.age_band", "details.*"]
+    [departments.hrss]
+    name_zh = "人社"
+    name_en = "HRSS"
+    fields = ["subjects.name", "narrative"]
+''')
+
+
+def rules_with(tree: str):
+    return parse_rules(HEAD + dedent(tree), "inline.toml")
+
+
+def facts(source="school", category="other", urgency="normal", **kw):
+    return Facts(Source(source), category, urgency, **kw)
+
+
+TREE = '''
+    [route]
+    name = "root"
+    recipients = [{ department = "police", role = "lead" }]
+
+    [[route.routes]]
+    name = "school"
+    match.source = ["school"]
+    recipients = [{ department = "education", role = "lead" }]
+
+      [[route.routes.routes]]
+      name = "dropout"
+      match.category = ["school_dropout_risk"]
+      priority = "high"
+      recipients = [{ department = "hrss", role = "cooperating" }]
+
+    [[route.routes]]
+    name = "labour"
+    match.category = ["child_labour"]
+    continue = true
+    recipients = [{ department = "hrss", role = "lead" }]
+
+    [[route.routes]]
+    name = "minors"
+    match.any_minor = true
+    recipients = [{ department = "education", role = "lead" }]
+
+    [[route.routes]]
+    name = "never"
+    match.any_minor = true
+    recipients = [{ department = "joint_meeting", role = "lead" }]
+'''
+
+
+@pytest.mark.parametrize(
+    "case, expected, paths, priority",
+    [
+        # no child matches: the root's fallback (police) only
+        (facts("hospital", "other"), {"police": "lead"}, [("root",)], "normal"),
+        # first matching child stops the siblings (no continue)
+        (facts("school", "other", any_minor=True), {"education": "lead"}, [("root", "school")], "normal"),
+        # a matching grandchild adds to its parent and raises the priority
+        (facts("school", "school_dropout_risk"), {"education": "lead", "hrss": "cooperating"},
+         [("root", "school"), ("root", "school", "dropout")], "high"),
+        # continue = true lets the next sibling match too
+        (facts("labour", "child_labour", any_minor=True), {"hrss": "lead", "education": "lead"},
+         [("root", "labour"), ("root", "minors")], "normal"),
+        (facts("labour", "child_labour"), {"hrss": "lead"}, [("root", "labour")], "normal"),
+        # the reporter's urgency is kept when higher than the rules'
+        (facts("hospital", "other", "critical"), {"police": "lead"}, [("root",)], "critical"),
+    ],
+)
+def test_routing_tree_semantics(case, expected, paths, priority):
+    from services.rules.engine import evaluate
+
+    result = evaluate(rules_with(TREE).root, case)
+    assert {r.department: r.role.value for r in result.recipients} == expected
+    assert list(result.matched_paths) == paths
+    assert result.priority == Priority(priority)
+
+
+def test_lead_wins_over_cooperating_for_the_same_department():
+    rules = rules_with('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "a"
+        continue = true
+        recipients = [{ department = "police", role = "cooperating" }, { department = "hrss", role = "lead" }]
+        [[route.routes]]
+        name = "b"
+        recipients = [{ department = "police", role = "lead" }]
+    ''')
+    from services.rules.engine import evaluate
+
+    result = evaluate(rules.root, facts())
+    assert result.departments() == {"police": Role.lead, "hrss": Role.lead}
+    assert next(r for r in result.recipients if r.department == "police").rule_path == ("root", "a")
+
+
+@pytest.mark.parametrize(
+    "tree, line, message",
+    [
+        ('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "x"
+        recipients = [{ department = "polise", role = "lead" }]
+        ''', 46, "unknown department 'polise'"),
+        ('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "cooperating" }]
+        ''', 43, "lead recipient"),
+        ('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "x"
+        match.category = ["kidnapping"]
+        recipients = [{ department = "police", role = "lead" }]
+        ''', 46, "category"),
+        ('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "edu-only"
+        match.category = ["other"]
+        recipients = [{ department = "education", role = "cooperating" }]
+        ''', None, "can reach no lead department"),
+        ('''
+        [route]
+        name = "root"
+        match.source = ["school"]
+        recipients = [{ department = "police", role = "lead" }]
+        ''', None, "give it no matchers"),
+        ('''
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "dup"
+        [[route.routes]]
+        name = "dup"
+        ''', None, "same name"),
+    ],
+)
+def test_bad_rules_are_rejected_with_line_and_reason(tree, line, message):
+    with pytest.raises(RulesError) as err:
+        rules_with(tree)
+    text = str(err.value)
+    assert message in text, text
+    if line is not None:
+        assert any(p[0] == line for p in err.value.problems), err.value.problems
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        (('fields = ["subjects.age_band", "details.*"]', 'fields = ["subjects.shoe_size"]'), "unknown field 'subjects.shoe_size'"),
+        (('fields = ["subjects.age_band", "details.*"]', 'fields = ["@nope"]'), "unknown field set '@nope'"),
+        (('calendar = "office"', 'calendar = "weekends"'), "unknown calendar 'weekends'"),
+        (('to = "joint_meeting" }', 'to = "mayor" }'), "unknown department in target 'mayor'"),
+        (('received = "5m"', 'received = "soon"'), "not a duration"),
+        (('received = "5m"', 'received = "2d"'), "0 < received <= decided <= completed"),
+        (('version = "t1"', 'version = "t1"\nsurprise = 1'), "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_department_and_clock_config(patch, message):
+    old, new = patch
+    text = (HEAD + dedent(TREE)).replace(old, new, 1)
+    with pytest.raises(RulesError) as err:
+        parse_rules(text, "inline.toml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("inline.toml:")
+
+
+def test_not_toml_names_the_line():
+    with pytest.raises(RulesError, match=r"inline.toml:3: .*not valid TOML"):
+        parse_rules('version = "x"\n\n[route\n', "inline.toml")
+
+
+def test_non_police_department_may_not_see_dna_named_fields(monkeypatch):
+    # No schema has such a field; simulate a future schema that does.
+    from services.rules import redaction
+
+    known = redaction.all_paths() | {"subjects.dna_sample_ref"}
+    monkeypatch.setattr(redaction, "all_paths", lambda: known)
+    text = (HEAD + dedent(TREE)).replace('fields = ["subjects.name", "narrative"]',
+                                         'fields = ["subjects.name", "subjects.dna_sample_ref"]')
+    with pytest.raises(RulesError, match="DNA/biometric fields are for the police only, not 'hrss'"):
+        parse_rules(text, "inline.toml")
+
+
+def test_the_shipped_rules_load_and_cover_every_source_and_category():
+    summary = RULES.summary()
+    assert summary["departments"] == 23 and summary["routes"] > 20
+    assert RULES.version.startswith("2026.11-1+")
+
+
+@settings(max_examples=120, deadline=None)
+@given(submissions())
+def test_need_to_know_holds_for_every_department(case):
+    """Each copy holds only allowed fields; DNA-like names never leave the police lane."""
+    source, data = case
+    report = make_report(SUBMISSION_MODELS[source].model_validate(data), source=source, report_id=uuid7(),
+                         source_system="sys-1", received_at=datetime.now(UTC))
+    plan = RULES.plan(report, datetime.now(UTC))
+    assert any(r.role == Role.lead for r in plan.referrals)
+    for department in RULES.departments:
+        projection = RULES.projections[(department, source)]
+        for anonymise in (False, True):
+            copy, fields = projection.apply(report.model_dump(mode="json"), anonymise=anonymise)
+            present = _paths(copy)
+            assert present <= set(fields) | _containers(fields), (department, present - set(fields))
+            if department != RULES.police:
+                assert not [p for p in present if DNA_PATTERN.search(p)]
+            if anonymise:
+                assert "narrative" not in copy
+                assert all("name" not in s for s in copy.get("subjects", []))
+
+
+def _paths(data, prefix=""):
+    out = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else key
+            out.add(path)
+            out |= _paths(value, path)
+    elif isinstance(data, list):
+        for item in data:
+            out |= _paths(item, prefix)
+    return out
+
+
+def _containers(fields):
+    return {".".join(f.split(".")[:i]) for f in fields for i in range(1, f.count(".") + 1)} | {
+        p for f in fields for p in _expand_children(f)}
+
+
+def _expand_children(field):
+    # A kept container keeps everything below it.
+    from services.rules.redaction import all_paths
+
+    return {p for p in all_paths() if p.startswith(field + ".")}
+
+
+def test_consent_refused_anonymises_non_police_copies_only():
+    report = _report("hospital-suspected_trafficking_woman")
+    assert report.consent.value == "refused"
+    plan = RULES.plan(report, datetime.now(UTC))
+    by_dept = {p.department: p for p in plan.referrals}
+    assert by_dept["police"].copy["subjects"][0]["name"] == report.subjects[0].name
+    assert not by_dept["police"].anonymised
+    for dep in ("womens_federation", "civil_affairs"):
+        assert by_dept[dep].anonymised
+        assert "name" not in by_dept[dep].copy["subjects"][0]
+        assert "narrative" not in by_dept[dep].copy
+
+
+def test_child_trafficking_requires_a_police_case_owner_and_is_critical():
+    plan = RULES.plan(_report("school-suspected_trafficking_child"), datetime.now(UTC))
+    police = next(p for p in plan.referrals if p.department == "police")
+    assert police.case_owner_required and police.priority == Priority.critical
+    education = next(p for p in plan.referrals if p.department == "education")
+    assert not education.case_owner_required
+
+
+def _report(name):
+    from schemas import parse_report
+    import json
+
+    return parse_report(json.dumps(REPORTS[name]))
+
+
+def test_durations_and_calendars():
+    assert parse_duration("1d2h30m") == timedelta(days=1, hours=2, minutes=30)
+    with pytest.raises(ValueError):
+        parse_duration("2 hours")
+    office = Calendar(timezone="Asia/Shanghai")
+    cst = timedelta(hours=8)
+    from datetime import timezone
+
+    tz = timezone(cst)
+    friday_late = datetime(2026, 11, 27, 17, 0, tzinfo=tz)
+    # 1 h of working time from Friday 17:00 -> 30 min Friday, 30 min Monday from 08:30.
+    assert office.add(friday_late, timedelta(hours=1)) == datetime(2026, 11, 30, 9, 0, tzinfo=tz)
+    holiday = Calendar(timezone="Asia/Shanghai", holidays=frozenset({datetime(2026, 11, 30).date()}))
+    assert holiday.add(friday_late, timedelta(hours=1)) == datetime(2026, 12, 1, 9, 0, tzinfo=tz)
+    night = datetime(2026, 11, 25, 22, 0, tzinfo=tz)
+    assert office.add(night, timedelta(minutes=30)) == datetime(2026, 11, 26, 9, 0, tzinfo=tz)
+
+
+def test_critical_clocks_ignore_working_hours():
+    saturday = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    due = RULES.due("education", Priority.critical, saturday)
+    assert due["received"] - saturday == timedelta(minutes=15)
+    assert RULES.due("education", Priority.normal, saturday)["received"] - saturday > timedelta(days=1)
