@@ -40,3 +40,37 @@ def test_producer_is_idempotent_with_acks_all(kafka_settings):
         assert producer.config["enable_idempotence"] is True
     finally:
         producer.close()
+
+
+def test_typed_report_round_trips_through_kafka(kafka_settings, topic_settings):
+    """An example report of every source: produced by key, consumed, validated back."""
+    import json
+
+    from schemas import parse_report
+    from schemas.examples import load_examples
+
+    ensure_topics(kafka_settings, topic_specs(topic_settings, DEPARTMENTS))
+    names = topic_settings.names
+    sent = {}
+    producer = clients.producer(kafka_settings)
+    try:
+        for data in load_examples("v1", "reports").values():
+            report = parse_report(json.dumps(data))
+            producer.send(names.report(report.source.value), key=report.report_id.encode(),
+                          value=report.model_dump_json().encode()).get(timeout=10)
+            sent[report.report_id] = report
+    finally:
+        producer.close()
+    consumer = clients.consumer(kafka_settings, *names.reports(), group_id=None, consumer_timeout_ms=5000)
+    received = {}
+    try:
+        for message in consumer:
+            report = parse_report(message.value)
+            assert message.key.decode() == report.report_id
+            assert message.topic == names.report(report.source.value)
+            received[report.report_id] = report
+            if len(received) == len(sent):
+                break
+    finally:
+        consumer.close()
+    assert received == sent
