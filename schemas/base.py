@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import types
 import typing
 from enum import StrEnum
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,23 +30,26 @@ class Sensitivity(StrEnum):
     biometric = "biometric"  # reserved: no source schema carries any (DNA is police-only)
 
 
-def personal(sensitivity: Sensitivity | str, default: Any = ..., **kwargs: Any) -> Any:
-    """A field marked with its sensitivity in the model and the JSON Schema."""
-    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+def personal(sensitivity: Sensitivity | str, default: Any = ..., **field_kwargs: Any) -> Any:
+    """A ``Field`` marked with its sensitivity, in the model and in the JSON Schema.
+
+    ``personal(Sensitivity.identifying, None, max_length=100)`` is an optional
+    identifying field; without a default the field is required.
+    """
+    extra = dict(field_kwargs.pop("json_schema_extra", None) or {})
     extra[SENSITIVITY_KEY] = Sensitivity(sensitivity).value
-    return Field(default, json_schema_extra=extra, **kwargs)
+    return Field(default, json_schema_extra=extra, **field_kwargs)
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
-    """Model classes inside an annotation (Optional, list, tuple, Annotated, unions)."""
+    """Model classes inside an annotation: Optional, unions, list/tuple items, Annotated."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     found: list[type[BaseModel]] = []
     for arg in typing.get_args(annotation):
-        found.extend(_nested_models(arg))
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) or origin is None:
-        return found
+        for model in _nested_models(arg):
+            if model not in found:
+                found.append(model)
     return found
 
 
@@ -59,33 +62,56 @@ def _sensitivity(field: Any) -> Sensitivity | None:
 
 @cache
 def _walk(model: type[BaseModel]) -> tuple[tuple[str, Sensitivity | None], ...]:
+    return tuple(_walk_uncached(model, ()))
+
+
+def _walk_uncached(
+    model: type[BaseModel], seen: tuple[type[BaseModel], ...]
+) -> list[tuple[str, Sensitivity | None]]:
+    if model in seen:
+        raise TypeError(f"{model.__name__} contains itself; field paths would be infinite")
     out: list[tuple[str, Sensitivity | None]] = []
     for name, field in model.model_fields.items():
-        key = field.alias or name
+        key = field.alias or name  # paths address JSON keys
         out.append((key, _sensitivity(field)))
         for sub in _nested_models(field.annotation):
-            for path, mark in _walk(sub):
+            for path, mark in _walk_uncached(sub, (*seen, model)):
                 out.append((f"{key}.{path}", mark))
-    return tuple(out)
+    return out
 
 
+@cache
 def field_paths(model: type[BaseModel]) -> frozenset[str]:
-    """Every dotted path of a model, containers and leaves (lists are transparent)."""
+    """Every dotted path of a model, containers and leaves (lists and Optional are transparent).
+
+    ``subjects`` and ``subjects.name`` are both paths; list indexes never appear.
+    """
     return frozenset(path for path, _ in _walk(model))
 
 
+@cache
+def _sensitive(model: type[BaseModel]) -> MappingProxyType[str, Sensitivity]:
+    return MappingProxyType({path: mark for path, mark in _walk(model) if mark is not None})
+
+
 def sensitive_fields(model: type[BaseModel]) -> dict[str, Sensitivity]:
-    """Dotted path -> sensitivity for every marked field of a model, nested included."""
-    return {path: mark for path, mark in _walk(model) if mark is not None}
+    """Dotted path -> sensitivity of every marked field of a model, nested models included.
+
+    Computed once per model; the caller gets its own copy.
+    """
+    return dict(_sensitive(model))
 
 
 # Keys that would carry DNA or biometric data. The plan reserves DNA to the police, so
 # no source may send it; saying so beats a generic "extra field" error.
 DNA_KEY = re.compile(r"dna|genetic|biometric|fingerprint|iris|face_?print|voiceprint", re.I)
+DNA_MESSAGE = (
+    "DNA and biometric data may only be collected by the police (field '{path}'); do not send it"
+)
 
 
 def find_dna_keys(data: Any, prefix: str = "") -> list[str]:
-    """Paths of keys anywhere in raw input whose name looks like DNA/biometric data."""
+    """Paths of keys anywhere in raw input that look like DNA/biometric data (lists by index)."""
     found: list[str] = []
     if isinstance(data, dict):
         for key, value in data.items():
@@ -93,7 +119,15 @@ def find_dna_keys(data: Any, prefix: str = "") -> list[str]:
             if isinstance(key, str) and DNA_KEY.search(key):
                 found.append(path)
             found.extend(find_dna_keys(value, path))
-    elif isinstance(data, list):
+    elif isinstance(data, list | tuple):
         for i, item in enumerate(data):
             found.extend(find_dna_keys(item, f"{prefix}.{i}" if prefix else str(i)))
     return found
+
+
+def reject_dna_keys(data: Any) -> Any:
+    """Body of the ``mode="before"`` validators of submissions and reports."""
+    keys = find_dna_keys(data)
+    if keys:
+        raise ValueError(DNA_MESSAGE.format(path=keys[0]))
+    return data

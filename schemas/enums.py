@@ -18,73 +18,140 @@ class Source(StrEnum):
 class Category(StrEnum):
     """What is suspected. Routing rules match on these."""
 
-    suspected_trafficking_woman = "suspected_trafficking_woman"  # a woman trafficked or being sold
-    suspected_trafficking_child = "suspected_trafficking_child"  # a child trafficked or being sold
-    missing_child = "missing_child"  # a child missing now (儿童失踪快速查找): critical
-    child_labour = "child_labour"  # a minor under 16 employed
-    forced_labour = "forced_labour"  # work exacted under threat or by deception
-    illegal_employment_disabled = "illegal_employment_disabled"  # exploiting people with mental or intellectual disability
-    illegal_employment_foreigner = "illegal_employment_foreigner"  # foreigners working without a permit
-    sexual_abuse_minor = "sexual_abuse_minor"  # sexual exploitation or abuse of a minor
-    minor_in_venue = "minor_in_venue"  # a minor admitted to or employed by an entertainment venue
-    escort_services = "escort_services"  # paid escort services (营利性陪侍)
-    illegal_adoption_or_sale = "illegal_adoption_or_sale"  # a child adopted illegally or sold
-    birth_identity_mismatch = "birth_identity_mismatch"  # admission or delivery under another identity
-    birth_certificate_fraud = "birth_certificate_fraud"  # forged, altered or traded birth medical certificate
-    surrogacy = "surrogacy"  # surrogacy
-    non_medical_sex_determination = "non_medical_sex_determination"  # foetal sex determination without medical need
-    suspicious_marriage = "suspicious_marriage"  # a party at registration appears trafficked or coerced
-    cross_border_marriage = "cross_border_marriage"  # cross-border marriage with identity or entry-exit anomalies
-    illegal_marriage_broker = "illegal_marriage_broker"  # an illegal (international) marriage agency
-    school_dropout_risk = "school_dropout_risk"  # a pupil dropping out of compulsory education (控辍保学)
-    child_at_risk = "child_at_risk"  # a left-behind or troubled child at risk
-    harm_to_minor = "harm_to_minor"  # any other harm to a minor (mandatory report)
-    forced_begging = "forced_begging"  # a person forced to beg
-    organ_trade = "organ_trade"  # trade in human organs
-    other = "other"  # none of the above
+    #: a woman trafficked or being sold
+    suspected_trafficking_woman = "suspected_trafficking_woman"
+    #: a child trafficked or being sold
+    suspected_trafficking_child = "suspected_trafficking_child"
+    #: a child missing now (儿童失踪快速查找): critical
+    missing_child = "missing_child"
+    #: a minor under 16 employed
+    child_labour = "child_labour"
+    #: work exacted under threat or by deception
+    forced_labour = "forced_labour"
+    #: exploiting people with mental or intellectual disability
+    illegal_employment_disabled = "illegal_employment_disabled"
+    #: foreigners working without a permit
+    illegal_employment_foreigner = "illegal_employment_foreigner"
+    #: sexual exploitation or abuse of a minor
+    sexual_abuse_minor = "sexual_abuse_minor"
+    #: a minor admitted to or employed by an entertainment venue
+    minor_in_venue = "minor_in_venue"
+    #: paid escort services (营利性陪侍)
+    escort_services = "escort_services"
+    #: a child adopted illegally or sold
+    illegal_adoption_or_sale = "illegal_adoption_or_sale"
+    #: admission or delivery under another identity
+    birth_identity_mismatch = "birth_identity_mismatch"
+    #: forged, altered or traded birth medical certificate
+    birth_certificate_fraud = "birth_certificate_fraud"
+    #: a surrogate pregnancy arranged or carried out (代孕, prohibited)
+    surrogacy = "surrogacy"
+    #: foetal sex determination without medical need
+    non_medical_sex_determination = "non_medical_sex_determination"
+    #: a party at registration appears trafficked or coerced
+    suspicious_marriage = "suspicious_marriage"
+    #: cross-border marriage with identity or entry-exit anomalies
+    cross_border_marriage = "cross_border_marriage"
+    #: an illegal (international) marriage agency
+    illegal_marriage_broker = "illegal_marriage_broker"
+    #: a pupil dropping out of compulsory education (控辍保学)
+    school_dropout_risk = "school_dropout_risk"
+    #: a left-behind or troubled child at risk
+    child_at_risk = "child_at_risk"
+    #: any other harm to a minor (mandatory report)
+    harm_to_minor = "harm_to_minor"
+    #: a person forced to beg
+    forced_begging = "forced_begging"
+    #: trade in human organs
+    organ_trade = "organ_trade"
+    #: none of the above
+    other = "other"
 
 
-class Urgency(StrEnum):
-    """The reporter's view of how urgent the report is."""
-
-    critical = "critical"
-    high = "high"
-    normal = "normal"
+_RANK = {"normal": 0, "high": 1, "critical": 2}
 
 
-class Priority(StrEnum):
-    """The bus's priority of a referral: the rules may raise the reporter's urgency."""
-
-    critical = "critical"
-    high = "high"
-    normal = "normal"
+class _Ranked(StrEnum):
+    """critical > high > normal; compare with ``rank`` (the values' own order is alphabetical)."""
 
     @property
     def rank(self) -> int:
-        return {"normal": 0, "high": 1, "critical": 2}[self.value]
+        return _RANK[self.value]
+
+
+class Urgency(_Ranked):
+    """The reporter's view of how urgent the report is."""
+
+    critical = "critical"  # danger now: a missing child, a victim still in the suspect's control
+    high = "high"
+    normal = "normal"
+
+
+class Priority(_Ranked):
+    """The bus's priority of a referral: rules may raise the reporter's urgency, never lower it."""
+
+    critical = "critical"
+    high = "high"
+    normal = "normal"
+
+    @classmethod
+    def of(cls, urgency: Urgency | str) -> Priority:
+        return cls(str(getattr(urgency, "value", urgency)))
+
+    @classmethod
+    def highest(cls, *levels: Priority | Urgency | str) -> Priority:
+        """The highest of some priorities or urgencies (``normal`` when given none)."""
+        return max((cls.of(level) for level in levels), key=lambda p: p.rank, default=cls.normal)
 
 
 class Role(StrEnum):
+    """A department's part in a referral, as the plan assigns it."""
+
     lead = "lead"  # 负责
     cooperating = "cooperating"  # 配合
 
 
 class Stage(StrEnum):
-    """A referral's lifecycle: routed -> received -> accepted | declined -> completed."""
+    """A referral's lifecycle: routed -> received -> accepted | declined; accepted -> completed.
 
-    routed = "routed"
-    received = "received"
-    accepted = "accepted"
-    declined = "declined"
-    completed = "completed"
+    A department may skip ``received`` (accepting implies receipt). ``declined`` is
+    terminal for that referral (the tracker escalates a lead's decline); ``completed``
+    only follows ``accepted``.
+    """
+
+    routed = "routed"  # the router published the referral
+    received = "received"  # the department's system has it (safe storage)
+    accepted = "accepted"  # the department takes it on
+    declined = "declined"  # the department refuses it, with a reason code
+    completed = "completed"  # the department finished, with an outcome code
 
     @property
     def rank(self) -> int:
-        return {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}[self.value]
+        return {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}[
+            self.value
+        ]
 
     @property
     def terminal(self) -> bool:
         return self in (Stage.declined, Stage.completed)
+
+    @property
+    def next_stages(self) -> frozenset[Stage]:
+        """The stages a referral may move to from this one."""
+        return _NEXT_STAGES[self]
+
+    def can_move_to(self, stage: Stage | str) -> bool:
+        """Whether ``self -> stage`` is a legal forward step (a repeat of the same stage is not)."""
+        return Stage(stage) in _NEXT_STAGES[self]
+
+
+_NEXT_STAGES: dict[Stage, frozenset[Stage]] = {
+    Stage.routed: frozenset({Stage.received, Stage.accepted, Stage.declined}),
+    Stage.received: frozenset({Stage.accepted, Stage.declined}),
+    Stage.accepted: frozenset({Stage.completed}),
+    Stage.declined: frozenset(),
+    Stage.completed: frozenset(),
+}
 
 
 class AckStage(StrEnum):
@@ -94,6 +161,10 @@ class AckStage(StrEnum):
     accepted = "accepted"
     declined = "declined"
     completed = "completed"
+
+    @property
+    def stage(self) -> Stage:
+        return Stage(self.value)
 
 
 class DueStage(StrEnum):
@@ -105,6 +176,8 @@ class DueStage(StrEnum):
 
 
 class SubjectRole(StrEnum):
+    """Why a person is named in a report."""
+
     victim = "victim"
     suspect = "suspect"
     buyer = "buyer"
@@ -120,6 +193,8 @@ class Sex(StrEnum):
 
 
 class AgeBand(StrEnum):
+    """Age bands: enough for routing and statistics without the exact age."""
+
     infant = "0-5"
     child = "6-13"
     adolescent = "14-17"
@@ -132,10 +207,20 @@ class AgeBand(StrEnum):
     def is_minor(self) -> bool:
         return self in (AgeBand.infant, AgeBand.child, AgeBand.adolescent)
 
+    @property
+    def is_under_14(self) -> bool:
+        """PIPL art. 28: a child under 14's personal information is sensitive information."""
+        return self in (AgeBand.infant, AgeBand.child)
+
     @classmethod
     def for_age(cls, age: int) -> AgeBand:
-        for band, upper in ((cls.infant, 5), (cls.child, 13), (cls.adolescent, 17),
-                            (cls.young_adult, 29), (cls.adult, 59)):
+        for band, upper in (
+            (cls.infant, 5),
+            (cls.child, 13),
+            (cls.adolescent, 17),
+            (cls.young_adult, 29),
+            (cls.adult, 59),
+        ):
             if age <= upper:
                 return band
         return cls.senior
@@ -151,6 +236,8 @@ class Consent(StrEnum):
 
 
 class Disability(StrEnum):
+    """Kind of disability (special category data under PIPL)."""
+
     none = "none"
     physical = "physical"
     intellectual = "intellectual"
@@ -169,26 +256,47 @@ class IdType(StrEnum):
 class Indicator(StrEnum):
     """Named indicators; the first eleven are the ILO indicators of forced labour."""
 
+    #: ILO 1: exploiting poverty, irregular status, disability, youth
     abuse_of_vulnerability = "abuse_of_vulnerability"
+    #: ILO 2: false promises about the work, pay or place
     deception = "deception"
+    #: ILO 3: locked in, watched, not free to leave
     restriction_of_movement = "restriction_of_movement"
+    #: ILO 4: cut off from family, phone or outside contact
     isolation = "isolation"
+    #: ILO 5: beaten, raped or sexually abused
     physical_sexual_violence = "physical_sexual_violence"
+    #: ILO 6: threats against them or their family, e.g. of denunciation
     intimidation_threats = "intimidation_threats"
+    #: ILO 7: someone else keeps their ID card or passport
     retention_of_identity_documents = "retention_of_identity_documents"
+    #: ILO 8: pay withheld, deferred or never paid
     withholding_of_wages = "withholding_of_wages"
+    #: ILO 9: works off a debt that never ends
     debt_bondage = "debt_bondage"
+    #: ILO 10: degrading, dangerous or unhealthy conditions
     abusive_working_conditions = "abusive_working_conditions"
+    #: ILO 11: hours far beyond the legal limits
     excessive_overtime = "excessive_overtime"
+    #: a person appears younger than stated or than the law allows
     under_age = "under_age"
+    #: someone speaks for the person or will not leave them alone
     accompanied_by_controller = "accompanied_by_controller"
+    #: the story or the papers do not add up
     inconsistent_account = "inconsistent_account"
+    #: missing, forged, borrowed or mismatched identity papers
     identity_document_anomaly = "identity_document_anomaly"
+    #: visible injuries or signs of neglect
     signs_of_injury = "signs_of_injury"
+    #: a pregnant girl under 18
     pregnancy_of_minor = "pregnancy_of_minor"
+    #: working without a written contract
     no_contract = "no_contract"
+    #: brought in by a recruiter, agency or marriage broker
     recruited_by_agency = "recruited_by_agency"
+    #: brought across a national border
     cross_border_movement = "cross_border_movement"
+    #: recruited or groomed online
     online_contact = "online_contact"
 
 
@@ -202,14 +310,18 @@ class AttachmentKind(StrEnum):
 
 
 class DeclineReason(StrEnum):
-    not_in_remit = "not_in_remit"
-    insufficient_information = "insufficient_information"
-    duplicate = "duplicate"
-    handled_elsewhere = "handled_elsewhere"
+    """Why a department declines a referral (the free-text reason goes beside the code)."""
+
+    not_in_remit = "not_in_remit"  # not this department's duty
+    insufficient_information = "insufficient_information"  # cannot act on what was shared
+    duplicate = "duplicate"  # the same case is already open here
+    handled_elsewhere = "handled_elsewhere"  # another unit already handles it
     other = "other"
 
 
 class OutcomeCode(StrEnum):
+    """How a department completed a referral (fed back to the reporter as a code)."""
+
     case_opened = "case_opened"
     referred_on = "referred_on"
     victim_placed = "victim_placed"
@@ -219,21 +331,37 @@ class OutcomeCode(StrEnum):
 
 
 class EscalationReason(StrEnum):
-    overdue = "overdue"
-    declined_by_lead = "declined_by_lead"
+    """Why the tracker raised a referral to the next level."""
+
+    overdue = "overdue"  # a stage's clock ran out
+    declined_by_lead = "declined_by_lead"  # the lead department declined: someone else must decide
 
 
 # Categories where the report is about a child, so a minor (or a person of unknown age)
 # must be among the subjects.
-CHILD_CATEGORIES = frozenset({
-    Category.missing_child, Category.suspected_trafficking_child, Category.child_labour,
-    Category.sexual_abuse_minor, Category.minor_in_venue, Category.school_dropout_risk,
-    Category.child_at_risk, Category.harm_to_minor, Category.illegal_adoption_or_sale,
-})
+CHILD_CATEGORIES = frozenset(
+    {
+        Category.missing_child,
+        Category.suspected_trafficking_child,
+        Category.child_labour,
+        Category.sexual_abuse_minor,
+        Category.minor_in_venue,
+        Category.school_dropout_risk,
+        Category.child_at_risk,
+        Category.harm_to_minor,
+        Category.illegal_adoption_or_sale,
+    }
+)
 
 # Categories where a report may name only suspects or brokers, no victim.
-NO_VICTIM_NEEDED = frozenset({
-    Category.illegal_marriage_broker, Category.escort_services, Category.birth_certificate_fraud,
-    Category.non_medical_sex_determination, Category.surrogacy, Category.other,
-    Category.illegal_employment_foreigner,
-})
+NO_VICTIM_NEEDED = frozenset(
+    {
+        Category.illegal_marriage_broker,
+        Category.escort_services,
+        Category.birth_certificate_fraud,
+        Category.non_medical_sex_determination,
+        Category.surrogacy,
+        Category.other,
+        Category.illegal_employment_foreigner,
+    }
+)

@@ -1,13 +1,20 @@
-"""The bus's own events: referrals, acknowledgements, escalations, audit and status."""
+"""The bus's own events: referrals, acknowledgements, escalations, audit and status.
+
+Ids of referrals, acks and escalations are derived (uuid5) from what they are
+about, never random: a report processed twice yields the same ids, so
+at-least-once delivery stays idempotent, and every event is checked against
+the derivation so that an ack cannot name another department's referral.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
 from schemas.enums import (
@@ -23,151 +30,308 @@ from schemas.enums import (
     Stage,
     Urgency,
 )
-from schemas.report import SOURCE_SYSTEM_PATTERN
+from schemas.report import SOURCE_SYSTEM_PATTERN, UUID7_PATTERN
 
-# Fixed namespace: referral, ack and escalation ids are derived, never random, so that
-# a report processed twice yields the same ids (idempotent, at-least-once).
+# Fixed namespace of every derived id. Never change it: ids already on the bus would not match.
 NAMESPACE_CLUEBUS = UUID("6f1d2c1e-5b7a-4c35-9a43-6c7a3b0f2e91")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 DEPARTMENT_ID = r"^[a-z][a-z0-9_]{0,39}$"
 STAFF_ID = r"^[A-Za-z0-9_.@-]{1,64}$"
+TARGET_PATTERN = r"^[a-z][a-z0-9_]{0,39}(\.[a-z][a-z0-9_]{0,39})?$"  # department or department.role
 
 
 def referral_id_for(report_id: str, department: str) -> str:
-    return str(uuid5(NAMESPACE_CLUEBUS, f"referral/{report_id}/{department}"))
+    """The referral of one report to one department."""
+    return str(uuid5(NAMESPACE_CLUEBUS, f"{report_id}/{department}"))
 
 
-def ack_id_for(referral_id: str, stage: str) -> str:
-    return str(uuid5(NAMESPACE_CLUEBUS, f"ack/{referral_id}/{stage}"))
+def ack_id_for(referral_id: str, stage: AckStage | str) -> str:
+    """The acknowledgement of one referral at one stage (a repeated ack has the same id)."""
+    return str(uuid5(NAMESPACE_CLUEBUS, f"ack/{referral_id}/{_value(stage)}"))
 
 
-def escalation_id_for(referral_id: str, stage: str, level: int, repeat: int) -> str:
-    return str(uuid5(NAMESPACE_CLUEBUS, f"escalation/{referral_id}/{stage}/{level}/{repeat}"))
+def escalation_id_for(referral_id: str, stage: DueStage | str, level: int, repeat: int) -> str:
+    """One escalation of one referral's overdue stage, at one level, the ``repeat``-th time."""
+    return str(
+        uuid5(NAMESPACE_CLUEBUS, f"escalation/{referral_id}/{_value(stage)}/{level}/{repeat}")
+    )
+
+
+def dead_letter_id_for(service: str, topic: str, partition: int, offset: int) -> str:
+    """One unprocessable record, as seen by one service."""
+    return str(uuid5(NAMESPACE_CLUEBUS, f"dead/{service}/{topic}/{partition}/{offset}"))
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def _check_referral_id(
+    referral_id: str, report_id: str, department: str, where: str = "referral_id"
+) -> None:
+    if referral_id != referral_id_for(report_id, department):
+        raise ValueError(f"{where} is not the referral of report_id to department '{department}'")
 
 
 class Event(Model):
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(
+        SCHEMA_VERSION,
+        ge=1,
+        le=SCHEMA_VERSION,
+        description="Version of the event schema; newer than this code is rejected.",
+    )
 
 
 class DueTimes(Model):
-    """When each next step of a referral is due (clocks run from routing)."""
+    """When each next step of a referral is due (clocks run from the report's receipt)."""
 
     received: AwareDatetime
     decided: AwareDatetime
     completed: AwareDatetime
 
+    @model_validator(mode="after")
+    def _ordered(self) -> DueTimes:
+        if not self.received <= self.decided <= self.completed:
+            raise ValueError("due times must be in order: received <= decided <= completed")
+        return self
+
     def of(self, stage: DueStage | str) -> datetime:
-        return getattr(self, str(getattr(stage, "value", stage)))
+        return getattr(self, DueStage(_value(stage)).value)
 
 
 class Referral(Event):
-    """One report forwarded to one department, reduced to what it may see."""
+    """One report forwarded to one department, reduced to what that department may see."""
 
-    referral_id: str
-    report_id: str
+    referral_id: str = Field(
+        pattern=UUID_PATTERN, description="referral_id_for(report_id, department)."
+    )
+    report_id: str = Field(pattern=UUID7_PATTERN)
     department: str = Field(pattern=DEPARTMENT_ID)
     role: Role
     priority: Priority
     source: Source
     category: Category
     routed_at: AwareDatetime
-    rule_path: tuple[str, ...] = Field(min_length=1)
-    rules_version: str
+    rule_path: tuple[str, ...] = Field(
+        min_length=1, description="Route names from the root to the deciding route."
+    )
+    rules_version: str = Field(min_length=1, max_length=100)
     due: DueTimes
-    case_owner_required: bool = False
-    anonymised: bool = False
-    fields: tuple[str, ...] = Field(description="Dotted paths of the report this copy may hold.")
-    report: dict[str, Any] = Field(description="The report reduced to this department's fields.")
+    case_owner_required: bool = Field(
+        False, description="Acceptance must name a case owner; never closes without an outcome."
+    )
+    anonymised: bool = Field(
+        False, description="Identity was removed (an adult victim refused consent)."
+    )
+    fields: tuple[str, ...] = Field(
+        description="Dotted paths of the report this copy may hold (names, never values)."
+    )
+    report: dict[str, Any] = Field(
+        description="The report reduced to this department's fields (partial, so untyped)."
+    )
 
     @model_validator(mode="after")
     def _id_matches(self) -> Referral:
-        if self.referral_id != referral_id_for(self.report_id, self.department):
-            raise ValueError("referral_id is not the one derived from report_id and department")
+        _check_referral_id(self.referral_id, self.report_id, self.department)
         return self
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat")
+        return value
 
 
 class Ack(Event):
-    """A department's acknowledgement of one referral at one stage."""
+    """A department's acknowledgement of one referral at one stage.
 
-    ack_id: str | None = Field(None, description="Derived from referral_id and stage when absent.")
-    referral_id: str
-    report_id: str
+    ``reason_code`` and ``reason`` belong to (and are required by) ``declined``;
+    ``outcome_code`` and ``outcome`` to ``completed``. Whether an acceptance needs
+    a ``case_owner`` depends on the referral, so the tracker enforces it.
+    """
+
+    ack_id: str = Field(
+        None,
+        pattern=UUID_PATTERN,
+        validate_default=True,  # type: ignore[assignment]
+        description="ack_id_for(referral_id, stage); derived when absent.",
+    )
+    referral_id: str = Field(pattern=UUID_PATTERN)
+    report_id: str = Field(pattern=UUID7_PATTERN)
     department: str = Field(pattern=DEPARTMENT_ID)
     stage: AckStage
     by: str = Field(pattern=STAFF_ID, description="Staff or system id (not a name).")
     at: AwareDatetime
-    reason_code: DeclineReason | None = None
-    reason: str | None = personal(Sensitivity.personal, None, max_length=2000)
-    case_owner: str | None = Field(None, pattern=STAFF_ID, description="Staff id of the case owner.")
-    outcome_code: OutcomeCode | None = None
-    outcome: str | None = personal(Sensitivity.personal, None, max_length=4000)
-
-    @model_validator(mode="after")
-    def _stage_fields(self) -> Ack:
-        declined = self.stage == AckStage.declined
-        if declined and (self.reason_code is None or not self.reason):
-            raise ValueError("reason_code and reason are required when declining")
-        if not declined and (self.reason_code is not None or self.reason):
-            raise ValueError("reason_code and reason belong to a decline only")
-        completed = self.stage == AckStage.completed
-        if completed and (self.outcome_code is None or not self.outcome):
-            raise ValueError("outcome_code and outcome are required when completing")
-        if not completed and (self.outcome_code is not None or self.outcome):
-            raise ValueError("outcome_code and outcome belong to completion only")
-        return self
+    reason_code: DeclineReason | None = Field(None, validate_default=True)
+    reason: str | None = personal(
+        Sensitivity.personal, None, max_length=2000, validate_default=True
+    )
+    case_owner: str | None = Field(
+        None, pattern=STAFF_ID, description="Staff id of the case owner."
+    )
+    outcome_code: OutcomeCode | None = Field(None, validate_default=True)
+    outcome: str | None = personal(
+        Sensitivity.personal, None, max_length=4000, validate_default=True
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _derive_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("ack_id") and data.get("referral_id") and data.get("stage"):
-            stage = str(getattr(data["stage"], "value", data["stage"]))
-            data = {**data, "ack_id": ack_id_for(str(data["referral_id"]), stage)}
+        if (
+            isinstance(data, dict)
+            and data.get("ack_id") is None
+            and data.get("referral_id")
+            and data.get("stage")
+        ):
+            data = {**data, "ack_id": ack_id_for(str(data["referral_id"]), _value(data["stage"]))}
         return data
+
+    @field_validator("reason_code", "reason")
+    @classmethod
+    def _decline_only(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_at(value, info, AckStage.declined, "declining")
+
+    @field_validator("outcome_code", "outcome")
+    @classmethod
+    def _completion_only(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_at(value, info, AckStage.completed, "completing")
+
+    @model_validator(mode="after")
+    def _ids_match(self) -> Ack:
+        _check_referral_id(self.referral_id, self.report_id, self.department)
+        if self.ack_id != ack_id_for(self.referral_id, self.stage):
+            raise ValueError(
+                "ack_id is not ack_id_for(referral_id, stage); leave it out to have it derived"
+            )
+        return self
+
+
+def _only_at(value: Any, info: ValidationInfo, stage: AckStage, doing: str) -> Any:
+    given = info.data.get("stage")
+    if given is None:  # invalid stage: reported there
+        return value
+    if given == stage and (value is None or value == ""):
+        raise ValueError(f"{info.field_name} is required when {doing}")
+    if given != stage and value is not None:
+        raise ValueError(
+            f"{info.field_name} belongs to stage '{stage.value}' only, not '{given.value}'"
+        )
+    return value
 
 
 class Escalation(Event):
-    """A referral overdue at a stage (or declined by a lead) raised to the next level."""
+    """A referral overdue at a stage (or declined by its lead) raised to the next level."""
 
-    escalation_id: str
-    referral_id: str
-    report_id: str
-    department: str = Field(pattern=DEPARTMENT_ID)
-    stage_overdue: DueStage
-    level: int = Field(ge=1)
-    repeat: int = Field(0, ge=0)
-    target: str = Field(description="Department id or department.role that must act.")
+    escalation_id: str = Field(
+        pattern=UUID_PATTERN,
+        description="escalation_id_for(referral_id, stage_overdue, level, repeat).",
+    )
+    referral_id: str = Field(pattern=UUID_PATTERN)
+    report_id: str = Field(pattern=UUID7_PATTERN)
+    department: str = Field(
+        pattern=DEPARTMENT_ID, description="The department whose referral is escalated."
+    )
+    stage_overdue: DueStage = Field(
+        description="The step that was due (for a lead's decline: decided)."
+    )
+    level: int = Field(ge=1, le=20)
+    repeat: int = Field(0, ge=0, description="How many times this level was repeated before.")
+    target: str = Field(
+        pattern=TARGET_PATTERN,
+        description="Who must act: department or department.role, e.g. 'police.duty_supervisor'.",
+    )
     reason: EscalationReason
     priority: Priority
     due_at: AwareDatetime
     escalated_at: AwareDatetime
 
+    @model_validator(mode="after")
+    def _ids_match(self) -> Escalation:
+        _check_referral_id(self.referral_id, self.report_id, self.department)
+        if self.escalation_id != escalation_id_for(
+            self.referral_id, self.stage_overdue, self.level, self.repeat
+        ):
+            raise ValueError(
+                "escalation_id is not escalation_id_for(referral_id, stage_overdue, level, repeat)"
+            )
+        return self
+
+
+def _base64(value: str | None, field: str) -> str | None:
+    if value is not None:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{field} is not standard base64") from None
+    return value
+
 
 class DeadLetter(Event):
-    """An event that could not be processed, kept with its original bytes."""
+    """An event that could not be processed, kept with its original bytes.
 
-    dead_letter_id: str
-    service: str
-    topic: str
-    partition: int
-    offset: int
-    key_b64: str | None = None
+    ``error`` says what was wrong by field and reason only: producers must pass
+    the validation *messages*, never the offending input values (use
+    ``services.common.deadletter.describe_error``). The original bytes, which may
+    hold personal data, stay in ``value_b64`` and are shown only by ``summary()``'s
+    byte count.
+    """
+
+    dead_letter_id: str = Field(
+        pattern=UUID_PATTERN, description="dead_letter_id_for(service, topic, partition, offset)."
+    )
+    service: str = Field(min_length=1, max_length=64)
+    topic: str = Field(min_length=1, max_length=249)
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key_b64: str | None = Field(None, description="The original key, base64.")
     value_b64: str = Field(description="The original bytes, base64; may hold personal data.")
-    error_type: str
-    error: str = Field(max_length=2000, description="What was wrong; never echoes input values.")
+    error_type: str = Field(min_length=1, max_length=100)
+    error: str = Field(
+        max_length=2000,
+        description="What was wrong, by field and reason; never echoes input values.",
+    )
     at: AwareDatetime
 
+    @field_validator("key_b64", "value_b64")
     @classmethod
-    def of(cls, *, service: str, topic: str, partition: int, offset: int, key: bytes | None,
-           value: bytes | None, error_type: str, error: str, at: datetime) -> DeadLetter:
+    def _is_base64(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _base64(value, str(info.field_name))
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        service: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        error_type: str,
+        error: str,
+        at: datetime,
+    ) -> DeadLetter:
+        """A dead letter for a consumed record; ``error`` must be a message, not input values."""
         return cls(
-            dead_letter_id=str(uuid5(NAMESPACE_CLUEBUS, f"dead/{service}/{topic}/{partition}/{offset}")),
-            service=service, topic=topic, partition=partition, offset=offset,
+            dead_letter_id=dead_letter_id_for(service, topic, partition, offset),
+            service=service,
+            topic=topic,
+            partition=partition,
+            offset=offset,
             key_b64=base64.b64encode(key).decode() if key is not None else None,
             value_b64=base64.b64encode(value or b"").decode(),
-            error_type=error_type, error=error[:2000], at=at,
+            error_type=error_type[:100] or "Error",
+            error=error[:2000],
+            at=at,
         )
 
+    def value(self) -> bytes:
+        """The original bytes (personal data: for replay, not for display)."""
+        return base64.b64decode(self.value_b64)
+
     def summary(self) -> dict[str, Any]:
-        """Ids and sizes only, safe to print or log (no payload)."""
+        """Ids, sizes and the error type only: safe to print or log (no payload, key or message)."""
         return {
             "dead_letter_id": self.dead_letter_id,
             "service": self.service,
@@ -175,17 +339,20 @@ class DeadLetter(Event):
             "partition": self.partition,
             "offset": self.offset,
             "error_type": self.error_type,
-            "value_bytes": len(base64.b64decode(self.value_b64)),
+            "key_bytes": len(base64.b64decode(self.key_b64)) if self.key_b64 is not None else None,
+            "value_bytes": len(self.value()),
             "at": self.at.isoformat(),
         }
 
 
 class RecipientDecision(Model):
+    """One recipient of a routing decision: who, why, how fast, and which field names."""
+
     department: str = Field(pattern=DEPARTMENT_ID)
     role: Role
-    referral_id: str
+    referral_id: str = Field(pattern=UUID_PATTERN)
     priority: Priority
-    rule_path: tuple[str, ...]
+    rule_path: tuple[str, ...] = Field(min_length=1)
     due: DueTimes
     case_owner_required: bool = False
     anonymised: bool = False
@@ -193,26 +360,48 @@ class RecipientDecision(Model):
 
 
 class RoutingDecision(Event):
-    """Audit record of one routing: which rules matched and who got which fields."""
+    """Audit record of one routing: rules matched, who got which fields (no personal values)."""
 
-    decision_id: str
-    report_id: str
+    decision_id: str = Field(
+        pattern=UUID7_PATTERN, description="Equal to report_id: one decision per report."
+    )
+    report_id: str = Field(pattern=UUID7_PATTERN)
     source: Source
     source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN)
     category: Category
     urgency: Urgency
     priority: Priority
-    rules_version: str
+    rules_version: str = Field(min_length=1, max_length=100)
     decided_at: AwareDatetime
     fallback: bool = Field(False, description="No route matched; the root's recipients were used.")
-    matched_routes: tuple[tuple[str, ...], ...]
+    matched_routes: tuple[tuple[str, ...], ...] = Field(
+        description="Each matched route as its path of route names."
+    )
     recipients: tuple[RecipientDecision, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingDecision:
+        if self.decision_id != self.report_id:
+            raise ValueError("decision_id must equal report_id")
+        _check_recipients(self.report_id, self.recipients, "recipients")
+        return self
+
+
+def _check_recipients(report_id: str, recipients: tuple[Any, ...], where: str) -> None:
+    seen: set[str] = set()
+    for i, r in enumerate(recipients):
+        if r.department in seen:
+            raise ValueError(f"{where}.{i}: department '{r.department}' appears twice")
+        seen.add(r.department)
+        _check_referral_id(r.referral_id, report_id, r.department, f"{where}.{i}.referral_id")
 
 
 class DepartmentStatus(Model):
+    """Where one department's referral stands: codes only, never free text."""
+
     department: str = Field(pattern=DEPARTMENT_ID)
     role: Role
-    referral_id: str
+    referral_id: str = Field(pattern=UUID_PATTERN)
     stage: Stage
     stage_at: AwareDatetime
     overdue: bool = False
@@ -220,16 +409,43 @@ class DepartmentStatus(Model):
     decline_reason_code: DeclineReason | None = None
     outcome_code: OutcomeCode | None = None
 
+    @field_validator("decline_reason_code")
+    @classmethod
+    def _declined_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("stage") not in (None, Stage.declined):
+            raise ValueError("decline_reason_code belongs to stage 'declined' only")
+        return value
+
+    @field_validator("outcome_code")
+    @classmethod
+    def _completed_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("stage") not in (None, Stage.completed):
+            raise ValueError("outcome_code belongs to stage 'completed' only")
+        return value
+
 
 class ReportStatus(Event):
-    """Where a report stands, per department: codes only, for feedback to the reporter."""
+    """Where a report stands, per department: codes only, for feedback to the reporter.
 
-    report_id: str
+    Published on a compacted topic keyed by report_id; ``seq`` grows with every
+    update, so a consumer keeps the status with the highest ``seq``.
+    """
+
+    report_id: str = Field(pattern=UUID7_PATTERN)
     source: Source
     source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN)
     seq: int = Field(ge=0, description="Increases with every update of a report; keep the highest.")
     updated_at: AwareDatetime
     departments: tuple[DepartmentStatus, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReportStatus:
+        _check_recipients(self.report_id, self.departments, "departments")
+        return self
+
+    def newer_than(self, other: ReportStatus | None) -> bool:
+        """Whether this status should replace ``other`` (same report, higher seq)."""
+        return other is None or (other.report_id == self.report_id and self.seq > other.seq)
 
 
 EVENT_MODELS: dict[str, type[Model]] = {

@@ -45,84 +45,177 @@ def _kebab(name: str) -> str:
 
 def _asyncapi() -> dict[str, Any]:
     t = TopicNames("cluebus")
-    key = {"type": "string", "description": "report_id (UUIDv7); every per-report topic is keyed by it"}
+    key = {
+        "type": "string",
+        "description": "report_id (UUIDv7); every per-report topic is keyed by it",
+    }
+    original_key = {
+        "type": "string",
+        "description": "the key of the unprocessable record (its report_id when it had one)",
+    }
 
-    def message(name: str, schema_file: str, summary: str) -> dict[str, Any]:
+    def message(
+        name: str, schema_file: str, summary: str, kafka_key: dict[str, Any] = key
+    ) -> dict[str, Any]:
         return {
             "name": name,
             "summary": summary,
             "contentType": "application/json",
-            "bindings": {"kafka": {"key": key}},
-            "payload": {"schemaFormat": "application/schema+json;version=draft-2020-12",
-                        "schema": {"$ref": f"./{JSON_DIR}/{schema_file}.json"}},
+            "bindings": {"kafka": {"key": kafka_key, "bindingVersion": "0.5.0"}},
+            "payload": {
+                "schemaFormat": "application/schema+json;version=draft-2020-12",
+                "schema": {"$ref": f"./{JSON_DIR}/{schema_file}.json"},
+            },
         }
 
-    messages = {f"{s.value}Report": message(f"{s.value}Report", f"{s.value}-report", f"A report from the {s.value} sector")
-                for s in Source}
-    messages.update({
-        "Referral": message("Referral", "referral", "A report forwarded to one department, reduced to its fields"),
-        "RoutingDecision": message("RoutingDecision", "routing-decision", "Audit record of one routing (no personal values)"),
-        "ReportStatus": message("ReportStatus", "report-status", "Status per department, for feedback to the reporter"),
-        "DeadLetter": message("DeadLetter", "dead-letter", "An event that could not be processed"),
-        "Ack": message("Ack", "ack", "A department's acknowledgement of a referral"),
-        "Escalation": message("Escalation", "escalation", "An overdue or declined referral raised to the next level"),
-        "Tick": {"name": "Tick", "summary": "Internal: the tracker's clock asks its agent to re-check a report",
-                 "contentType": "application/json", "bindings": {"kafka": {"key": key}},
-                 "payload": {"type": "object", "properties": {"report_id": {"type": "string"}, "at": {"type": "string", "format": "date-time"}},
-                             "required": ["report_id", "at"]}},
-    })
+    messages = {
+        f"{s.value}Report": message(
+            f"{s.value}Report", f"{s.value}-report", f"A report from the {s.value} sector"
+        )
+        for s in Source
+    }
+    messages.update(
+        {
+            "Referral": message(
+                "Referral",
+                "referral",
+                "A report forwarded to one department, reduced to its fields",
+            ),
+            "RoutingDecision": message(
+                "RoutingDecision",
+                "routing-decision",
+                "Audit record of one routing (no personal values)",
+            ),
+            "ReportStatus": message(
+                "ReportStatus",
+                "report-status",
+                "Status per department, for feedback to the reporter",
+            ),
+            "DeadLetter": message(
+                "DeadLetter", "dead-letter", "An event that could not be processed", original_key
+            ),
+            "Ack": message("Ack", "ack", "A department's acknowledgement of a referral"),
+            "Escalation": message(
+                "Escalation",
+                "escalation",
+                "An overdue or declined referral raised to the next level",
+            ),
+            "Tick": {
+                "name": "Tick",
+                "summary": "Internal: the tracker's clock asks its agent to re-check a report",
+                "contentType": "application/json",
+                "bindings": {"kafka": {"key": key, "bindingVersion": "0.5.0"}},
+                "payload": {
+                    "type": "object",
+                    "properties": {
+                        "report_id": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                    "required": ["report_id", "at"],
+                },
+            },
+        }
+    )
 
     def ref(name: str) -> dict[str, str]:
         return {"$ref": f"#/components/messages/{name}"}
 
     channels: dict[str, Any] = {}
     for s in Source:
-        channels[f"reports-{s.value}"] = {"address": t.report(s.value), "messages": {f"{s.value}Report": ref(f"{s.value}Report")}}
+        channels[f"reports-{s.value}"] = {
+            "address": t.report(s.value),
+            "messages": {f"{s.value}Report": ref(f"{s.value}Report")},
+        }
     channels["referrals"] = {
         "address": t.referral("{department}"),
-        "parameters": {"department": {"description": "Department id from routing_rules.toml (police, education, ...)"}},
+        "parameters": {
+            "department": {
+                "description": "Department id from routing_rules.toml (police, education, ...)"
+            }
+        },
         "messages": {"Referral": ref("Referral")},
     }
     for cid, address, msg in [
-        ("decisions", t.decisions, "RoutingDecision"), ("status", t.status, "ReportStatus"),
-        ("deadletter", t.deadletter, "DeadLetter"), ("acks", t.acks, "Ack"),
-        ("escalations", t.escalations, "Escalation"), ("tracker-ticks", t.tracker_ticks, "Tick"),
+        ("decisions", t.decisions, "RoutingDecision"),
+        ("status", t.status, "ReportStatus"),
+        ("deadletter", t.deadletter, "DeadLetter"),
+        ("acks", t.acks, "Ack"),
+        ("escalations", t.escalations, "Escalation"),
+        ("tracker-ticks", t.tracker_ticks, "Tick"),
     ]:
         channels[cid] = {"address": address, "messages": {msg: ref(msg)}}
 
-    def op(action: str, channel: str, who: str, msgs: list[str]) -> dict[str, Any]:
-        return {"action": action, "channel": {"$ref": f"#/channels/{channel}"}, "summary": who,
-                "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in msgs]}
+    def op(
+        action: str, channel: str, service: str, msgs: list[str], note: str = ""
+    ) -> dict[str, Any]:
+        verb = "sends to" if action == "send" else "receives from"
+        return {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": f"{service} {verb} {channel}" + (f" ({note})" if note else ""),
+            "x-cluebus-service": service,
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in msgs],
+        }
 
     operations: dict[str, Any] = {}
     for s in Source:
-        operations[f"adapter-{s.value}.publishReport"] = op("send", f"reports-{s.value}", f"adapter-{s.value}", [f"{s.value}Report"])
-        operations[f"router.consumeReports.{s.value}"] = op("receive", f"reports-{s.value}", "router", [f"{s.value}Report"])
-    operations.update({
-        "router.sendReferral": op("send", "referrals", "router", ["Referral"]),
-        "router.sendDecision": op("send", "decisions", "router", ["RoutingDecision"]),
-        "router.sendStatus": op("send", "status", "router", ["ReportStatus"]),
-        "router.sendDeadLetter": op("send", "deadletter", "router", ["DeadLetter"]),
-        "inbox.receiveReferral": op("receive", "referrals", "department inbox (each department its own topic)", ["Referral"]),
-        "inbox.sendAck": op("send", "acks", "department inbox", ["Ack"]),
-        "tracker.receiveDecision": op("receive", "decisions", "tracker", ["RoutingDecision"]),
-        "tracker.receiveAck": op("receive", "acks", "tracker", ["Ack"]),
-        "tracker.receiveTick": op("receive", "tracker-ticks", "tracker", ["Tick"]),
-        "tracker.sendTick": op("send", "tracker-ticks", "tracker", ["Tick"]),
-        "tracker.sendEscalation": op("send", "escalations", "tracker", ["Escalation"]),
-        "tracker.sendStatus": op("send", "status", "tracker", ["ReportStatus"]),
-        "tracker.sendDeadLetter": op("send", "deadletter", "tracker", ["DeadLetter"]),
-        "adapters.receiveStatus": op("receive", "status", "adapters (feedback to reporters)", ["ReportStatus"]),
-        "operators.receiveDeadLetter": op("receive", "deadletter", "operators (`cluebus deadletters`: ids only)", ["DeadLetter"]),
-        "inbox.receiveEscalation": op("receive", "escalations", "department inboxes and the joint meeting office", ["Escalation"]),
-    })
+        operations[f"adapter-{s.value}.sendReport"] = op(
+            "send", f"reports-{s.value}", f"adapter-{s.value}", [f"{s.value}Report"]
+        )
+        operations[f"router.receiveReport.{s.value}"] = op(
+            "receive", f"reports-{s.value}", "router", [f"{s.value}Report"]
+        )
+    operations.update(
+        {
+            "router.sendReferral": op(
+                "send", "referrals", "router", ["Referral"], "one topic per department"
+            ),
+            "router.sendDecision": op("send", "decisions", "router", ["RoutingDecision"]),
+            "router.sendStatus": op("send", "status", "router", ["ReportStatus"]),
+            "router.sendDeadLetter": op("send", "deadletter", "router", ["DeadLetter"]),
+            "inbox.receiveReferral": op(
+                "receive",
+                "referrals",
+                "inbox",
+                ["Referral"],
+                "each department reads only its own topic",
+            ),
+            "inbox.sendAck": op("send", "acks", "inbox", ["Ack"]),
+            "inbox.receiveEscalation": op(
+                "receive",
+                "escalations",
+                "inbox",
+                ["Escalation"],
+                "department supervisors and the joint meeting office",
+            ),
+            "tracker.receiveDecision": op("receive", "decisions", "tracker", ["RoutingDecision"]),
+            "tracker.receiveAck": op("receive", "acks", "tracker", ["Ack"]),
+            "tracker.receiveTick": op("receive", "tracker-ticks", "tracker", ["Tick"]),
+            "tracker.sendTick": op("send", "tracker-ticks", "tracker", ["Tick"]),
+            "tracker.sendEscalation": op("send", "escalations", "tracker", ["Escalation"]),
+            "tracker.sendStatus": op("send", "status", "tracker", ["ReportStatus"]),
+            "tracker.sendDeadLetter": op("send", "deadletter", "tracker", ["DeadLetter"]),
+            "adapters.receiveStatus": op(
+                "receive", "status", "adapters", ["ReportStatus"], "feedback to reporters"
+            ),
+            "operators.receiveDeadLetter": op(
+                "receive",
+                "deadletter",
+                "operators",
+                ["DeadLetter"],
+                "`cluebus deadletters` shows ids only",
+            ),
+        }
+    )
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "cluebus",
             "version": "1.0.0",
-            "description": "Interagency referral bus for mandatory reports of trafficking and harm to minors. "
-                           "Topic names shown with the default prefix 'cluebus'.",
+            "description": "Interagency referral bus for mandatory reports of trafficking "
+            "and harm to minors. Topic names shown with the default prefix 'cluebus'. "
+            "Fields marked x-cluebus-sensitivity hold personal data; DNA and biometric "
+            "data are never sent (police only).",
         },
         "defaultContentType": "application/json",
         "channels": channels,
@@ -135,8 +228,11 @@ def render() -> dict[str, str]:
     """Relative path -> file text of every published contract."""
     import yaml
 
-    out = {f"{JSON_DIR}/{name}.json": json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-           for name, schema in sorted(_schema_files().items())}
+    out = {
+        f"{JSON_DIR}/{name}.json": json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False)
+        + "\n"
+        for name, schema in sorted(_schema_files().items())
+    }
     out[ASYNCAPI] = "# Generated by `cluebus schemas export`; do not edit.\n" + yaml.safe_dump(
         _asyncapi(), sort_keys=True, allow_unicode=True, width=100
     )
@@ -144,6 +240,7 @@ def render() -> dict[str, str]:
 
 
 def export(out_dir: Path | str = HERE) -> list[Path]:
+    """Write ``json/<name>.json`` and ``asyncapi.yaml`` under ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
     written = []
     rendered = render()
@@ -153,7 +250,7 @@ def export(out_dir: Path | str = HERE) -> list[Path]:
             stale.unlink()
     for rel, text in rendered.items():
         path = out_dir / rel
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(text.encode("utf-8"))  # no newline translation: byte-identical everywhere
         written.append(path)
     return written
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from schemas.base import SCHEMA_VERSION, Model, Sensitivity, find_dna_keys, personal
+from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal, reject_dna_keys
+from schemas.countries import COUNTRY_CODES
 from schemas.enums import (
     CHILD_CATEGORIES,
     NO_VICTIM_NEEDED,
@@ -24,67 +32,129 @@ from schemas.enums import (
     Urgency,
 )
 
-I, P, S = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special
+IDENT, PERS, SPEC = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special
 SOURCE_SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,63}$"
+UUID7_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+PHONE_PATTERN = r"^\+?[0-9 ()-]{5,20}$"
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew allowed between a sender and the bus
+
+
+def _known_country(code: str) -> str:
+    if code not in COUNTRY_CODES:
+        raise ValueError(f"'{code}' is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+CountryCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, upper case (CN, VN, MM, ...)."
+    ),
+    AfterValidator(_known_country),
+]
 
 
 class Location(Model):
-    """Administrative codes (GB/T 2260 and the statistical division codes) and free text."""
+    """Administrative codes (GB/T 2260 county, statistical township/village codes) and free text."""
 
-    district_code: str | None = Field(None, pattern=r"^\d{6}$", description="6-digit county code, e.g. 120118.")
-    township_code: str | None = Field(None, pattern=r"^\d{9}$", description="9-digit township code.")
-    village_code: str | None = Field(None, pattern=r"^\d{12}$", description="12-digit village code.")
-    address: str | None = personal(I, None, max_length=500)
-    description: str | None = personal(P, None, max_length=2000)
+    district_code: str | None = Field(
+        None, pattern=r"^\d{6}$", description="6-digit county code, e.g. 120118 (Jinghai)."
+    )
+    township_code: str | None = Field(
+        None, pattern=r"^\d{9}$", description="9-digit township code."
+    )
+    village_code: str | None = Field(
+        None, pattern=r"^\d{12}$", description="12-digit village/community code."
+    )
+    address: str | None = personal(
+        IDENT, None, max_length=500, description="Exact address: identifying."
+    )
+    description: str | None = personal(
+        PERS, None, max_length=2000, description="Where, in words (e.g. 'bus station')."
+    )
+
+    @model_validator(mode="after")
+    def _codes_nest(self) -> Location:
+        # A township code starts with its county's code, a village code with its township's.
+        for outer, inner in (("district_code", "township_code"), ("township_code", "village_code")):
+            a, b = getattr(self, outer), getattr(self, inner)
+            if a is not None and b is not None and not b.startswith(a):
+                raise ValueError(
+                    f"location.{inner} '{b}' does not lie within location.{outer} '{a}'"
+                )
+        return self
 
 
 class Reporter(Model):
     """The member of staff who reports (a professional under the duty to report)."""
 
-    name: str = personal(I, min_length=1, max_length=100)
-    role: str = Field(min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'.")
+    name: str = personal(IDENT, min_length=1, max_length=100)
+    role: str = Field(
+        min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'."
+    )
     organisation: str = Field(min_length=1, max_length=200)
-    phone: str | None = personal(I, None, pattern=r"^\+?[0-9 ()-]{5,20}$")
+    phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
 
 
 class Subject(Model):
-    """A person the report is about."""
+    """A person the report is about.
+
+    Give ``age`` when known (``age_band`` is then derived), else ``age_band``
+    when it can be estimated; both may be given if they agree.
+    """
 
     role: SubjectRole
-    name: str | None = personal(I, None, max_length=100)
-    sex: Sex = personal(P, Sex.unknown)
-    age: int | None = personal(P, None, ge=0, le=120)
-    age_band: AgeBand = personal(P, AgeBand.unknown)
-    id_type: IdType | None = personal(I, None)
-    id_number: str | None = personal(I, None, min_length=4, max_length=40)
-    phone: str | None = personal(I, None, pattern=r"^\+?[0-9 ()-]{5,20}$")
-    nationality: str | None = personal(P, None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
-    disability: Disability = personal(S, Disability.unknown)
-    description: str | None = personal(P, None, max_length=2000)
+    name: str | None = personal(IDENT, None, max_length=100)
+    sex: Sex = personal(PERS, Sex.unknown)
+    age: int | None = personal(PERS, None, ge=0, le=120, description="Age in whole years.")
+    age_band: AgeBand = personal(
+        PERS,
+        AgeBand.unknown,
+        validate_default=True,
+        description="Derived from age when only age is given.",
+    )
+    id_type: IdType | None = personal(IDENT, None)
+    id_number: str | None = personal(
+        IDENT, None, min_length=4, max_length=40, validate_default=True
+    )
+    phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
+    nationality: CountryCode | None = personal(PERS, None)
+    disability: Disability = personal(SPEC, Disability.unknown)
+    description: str | None = personal(PERS, None, max_length=2000)
 
-    @model_validator(mode="before")
+    @field_validator("age_band")
     @classmethod
-    def _derive_band(cls, data: Any) -> Any:
-        # Only the age given: fill in its band, so that routing can rely on age_band.
-        if isinstance(data, dict) and isinstance(data.get("age"), int) and not isinstance(data.get("age"), bool):
-            if data.get("age_band") in (None, AgeBand.unknown, "unknown") and 0 <= data["age"] <= 120:
-                data = {**data, "age_band": AgeBand.for_age(data["age"]).value}
-        return data
-
-    @model_validator(mode="after")
-    def _age_agrees_with_band(self) -> Subject:
-        if self.age is not None and self.age_band != AgeBand.for_age(self.age):
+    def _band_of_age(cls, band: AgeBand, info: ValidationInfo) -> AgeBand:
+        age = info.data.get("age")
+        if age is None:  # not given, or invalid (already reported under 'age')
+            return band
+        derived = AgeBand.for_age(age)
+        if band == AgeBand.unknown:
+            return derived
+        if band != derived:
             raise ValueError(
-                f"age {self.age} does not agree with age_band '{self.age_band.value}' "
-                f"(it belongs to '{AgeBand.for_age(self.age).value}')"
+                f"age {age} does not agree with age_band '{band.value}' "
+                f"(age {age} is in '{derived.value}')"
             )
-        if self.id_number is not None and self.id_type is None:
+        return band
+
+    @field_validator("id_number")
+    @classmethod
+    def _needs_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # "id_type" missing from info.data means it was given but invalid: reported there already.
+        if value is not None and "id_type" in info.data and info.data["id_type"] is None:
             raise ValueError("id_type is required when id_number is given")
-        return self
+        return value
 
     @property
     def is_minor(self) -> bool:
+        """Under 18 (by age, or by band when the exact age is not known)."""
         return self.age_band.is_minor
+
+    @property
+    def is_under_14(self) -> bool:
+        """Under 14: PIPL treats the child's personal information as sensitive."""
+        return self.age_band.is_under_14
 
     @property
     def age_unknown(self) -> bool:
@@ -99,92 +169,190 @@ class Subject(Model):
         return self.disability not in (Disability.none, Disability.unknown)
 
 
-class Attachment(Model):
-    """A reference to evidence held by the sender: never the bytes themselves."""
+URI_SCHEMES = frozenset({"https", "http", "urn", "s3", "oss", "obs", "cos"})
+INLINE_KEYS = frozenset(
+    {"content", "data", "bytes", "base64", "body", "inline", "blob", "file", "payload"}
+)
 
-    uri: str = Field(min_length=3, max_length=2000)
+
+class Attachment(Model):
+    """A reference to evidence held by the sender: never the bytes themselves.
+
+    The sender keeps the file; recipients fetch it under their own access rights.
+    """
+
+    uri: str = Field(
+        min_length=3,
+        max_length=2000,
+        description="https/http, urn, or object-store (s3, oss, obs, cos) URI.",
+    )
     media_type: str = Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100)
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex digest of the file."
+    )
     kind: AttachmentKind = AttachmentKind.document
-    description: str | None = personal(P, None, max_length=500)
+    description: str | None = personal(PERS, None, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_content(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            inline = sorted(k for k in data if isinstance(k, str) and k.lower() in INLINE_KEYS)
+            if inline:
+                raise ValueError(
+                    "attachments are references, not content: send a 'uri' to the file your system "
+                    f"keeps, not the file itself (field '{inline[0]}')"
+                )
+        return data
 
     @field_validator("uri")
     @classmethod
     def _reference_only(cls, value: str) -> str:
-        if value.lower().startswith("data:"):
+        scheme, sep, rest = value.partition(":")
+        scheme = scheme.lower()
+        if scheme == "data":
             raise ValueError("attachments are references, not content: a data: URI is not accepted")
-        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
-        if scheme not in {"https", "http", "urn", "s3", "file", "smb"}:
-            raise ValueError("uri must be a reference (https, urn, s3, file or smb)")
+        if not sep or scheme not in URI_SCHEMES:
+            raise ValueError(
+                f"uri must be a reference with one of the schemes {', '.join(sorted(URI_SCHEMES))}"
+            )
+        if scheme != "urn":
+            authority = rest.removeprefix("//").split("/", 1)[0]
+            if not rest.startswith("//") or not authority:
+                raise ValueError(f"uri must name a host or bucket: {scheme}://host/path")
+            if "@" in authority:
+                raise ValueError(
+                    "uri must not carry credentials (user:password@); "
+                    "recipients use their own access"
+                )
         return value
 
 
 class SubmissionBase(Model):
-    """What a departmental system posts; the adapter adds the envelope."""
+    """What a departmental system posts; the adapter adds the envelope (see ``ReportEnvelope``)."""
 
     source_ref: str = Field(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
         description="The sender's own id for this report; the same value again is a duplicate.",
     )
-    reported_at: AwareDatetime
+    reported_at: AwareDatetime = Field(
+        description="When the reporter made the report (with a UTC offset)."
+    )
     category: Category
     urgency: Urgency = Urgency.normal
     location: Location = Field(default_factory=Location)
     reporter: Reporter
     subjects: tuple[Subject, ...] = Field(min_length=1, max_length=50)
-    narrative: str = personal(P, min_length=1, max_length=20_000)
-    indicators: tuple[Indicator, ...] = Field(default=(), max_length=30)
-    consent: Consent = Consent.unknown
+    narrative: str = personal(
+        PERS, min_length=1, max_length=20_000, description="What happened, in the reporter's words."
+    )
+    indicators: tuple[Indicator, ...] = Field(
+        default=(), max_length=len(Indicator), description="Unique."
+    )
+    consent: Consent = Field(
+        Consent.unknown,
+        validate_default=True,
+        description="An adult victim's consent to share identity beyond the police.",
+    )
     attachments: tuple[Attachment, ...] = Field(default=(), max_length=20)
 
     @model_validator(mode="before")
     @classmethod
     def _no_dna(cls, data: Any) -> Any:
-        keys = find_dna_keys(data)
-        if keys:
-            raise ValueError(
-                f"DNA and biometric data may only be collected by the police (field '{keys[0]}'); "
-                "do not send it"
-            )
-        return data
+        return reject_dna_keys(data)
 
     @field_validator("reported_at")
     @classmethod
     def _not_in_future(cls, value: datetime) -> datetime:
-        if value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("reported_at is in the future")
+        if value > datetime.now(UTC) + FUTURE_TOLERANCE:
+            raise ValueError(
+                "reported_at is in the future (more than 5 minutes ahead of the bus clock)"
+            )
         return value
 
     @field_validator("indicators")
     @classmethod
     def _unique(cls, value: tuple[Indicator, ...]) -> tuple[Indicator, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("indicators must not repeat")
+        repeated = sorted({i.value for i in value if value.count(i) > 1})
+        if repeated:
+            raise ValueError(f"indicators must not repeat: {', '.join(repeated)}")
         return value
 
-    @model_validator(mode="after")
-    def _cross_field(self) -> SubmissionBase:
-        victims = [s for s in self.subjects if s.role == SubjectRole.victim]
-        if self.consent == Consent.refused and any(v.is_minor for v in victims):
+    @field_validator("subjects")
+    @classmethod
+    def _subjects_fit_category(
+        cls, subjects: tuple[Subject, ...], info: ValidationInfo
+    ) -> tuple[Subject, ...]:
+        category = info.data.get("category")
+        if category is None:  # invalid category: reported under 'category'
+            return subjects
+        if category in CHILD_CATEGORIES and not any(s.is_minor or s.age_unknown for s in subjects):
             raise ValueError(
-                "consent: a minor's report is shared without consent under mandatory reporting; "
-                "'refused' applies to adult victims only"
+                f"category '{category.value}' concerns a child: at least one subject must be "
+                "a minor (age under 18 or a minor age_band) or of unknown age, "
+                "but every subject is an adult"
             )
-        if self.category in CHILD_CATEGORIES and not any(s.is_minor or s.age_unknown for s in self.subjects):
+        if category not in NO_VICTIM_NEEDED and not any(
+            s.role == SubjectRole.victim for s in subjects
+        ):
             raise ValueError(
-                f"subjects: category '{self.category.value}' concerns a child, but every subject is an adult"
+                f"category '{category.value}' needs at least one subject with role 'victim'"
             )
-        if self.category not in NO_VICTIM_NEEDED and not victims:
-            raise ValueError(f"subjects: category '{self.category.value}' needs at least one subject with role 'victim'")
-        return self
+        return subjects
+
+    @field_validator("consent")
+    @classmethod
+    def _minor_needs_no_consent(cls, consent: Consent, info: ValidationInfo) -> Consent:
+        subjects = info.data.get("subjects") or ()
+        if consent == Consent.refused:
+            minors = [
+                i for i, s in enumerate(subjects) if s.role == SubjectRole.victim and s.is_minor
+            ]
+            if minors:
+                raise ValueError(
+                    "a minor's report is shared without consent under mandatory reporting "
+                    f"(subjects.{minors[0]} is a minor victim); "
+                    "'refused' applies to adult victims only"
+                )
+        return consent
+
+    @property
+    def victims(self) -> tuple[Subject, ...]:
+        return tuple(s for s in self.subjects if s.role == SubjectRole.victim)
+
+    @property
+    def involves_minor(self) -> bool:
+        return any(s.is_minor for s in self.subjects)
 
 
 class ReportEnvelope(Model):
     """Fields the adapter stamps: never taken from the sender's body."""
 
-    schema_version: int = SCHEMA_VERSION
-    report_id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
-                           description="UUIDv7 assigned by the adapter (time-ordered).")
+    schema_version: int = Field(
+        SCHEMA_VERSION,
+        ge=1,
+        le=SCHEMA_VERSION,
+        description="Version of the report schema; newer than this code is rejected.",
+    )
+    report_id: str = Field(
+        pattern=UUID7_PATTERN, description="UUIDv7 assigned by the adapter (time-ordered)."
+    )
     source: Source
-    source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender.")
-    received_at: AwareDatetime
+    source_system: str = Field(
+        pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender."
+    )
+    received_at: AwareDatetime = Field(description="When the adapter accepted the submission.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_dna(cls, data: Any) -> Any:
+        return reject_dna_keys(data)
+
+    @model_validator(mode="after")
+    def _reported_before_received(self) -> ReportEnvelope:
+        reported_at = getattr(self, "reported_at", None)
+        if reported_at is not None and reported_at > self.received_at + FUTURE_TOLERANCE:
+            raise ValueError("reported_at is later than received_at: the sender's clock is ahead")
+        return self

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationInfo, field_validator
 
 from schemas.base import Model, Sensitivity, personal
 from schemas.enums import Sex, Source
-from schemas.report import ReportEnvelope, SubmissionBase
+from schemas.report import CountryCode, ReportEnvelope, Subject, SubmissionBase
 
-I, P = Sensitivity.identifying, Sensitivity.personal
-CREDIT_CODE = r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"  # unified social credit code
-COUNTRY = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+IDENT, PERS = Sensitivity.identifying, Sensitivity.personal
+# Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters, no I, O, S, V, Z.
+CREDIT_CODE = r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"
 
 
 # --- hospital -----------------------------------------------------------------------------
 class EncounterType(StrEnum):
+    """How the patient came to the hospital."""
+
     admission = "admission"
     delivery = "delivery"
     outpatient = "outpatient"
@@ -37,21 +39,25 @@ class IdentityCheck(Model):
 
     document_type: str | None = Field(None, max_length=50)
     document_matches_patient: bool | None = None
-    anomaly: str | None = personal(P, None, max_length=1000)
+    anomaly: str | None = personal(PERS, None, max_length=1000)
 
 
 class Newborn(Model):
+    """A baby born in the hospital, when the report concerns a birth."""
+
     born_at: AwareDatetime | None = None
     sex: Sex = Sex.unknown
-    birth_certificate_number: str | None = personal(I, None, max_length=40)
+    birth_certificate_number: str | None = personal(IDENT, None, max_length=40)
     certificate_anomaly: bool = False
 
 
 class HospitalDetails(Model):
+    """Hospital facts: the encounter, the identity check and any newborn."""
+
     encounter_type: EncounterType
     ward: str | None = Field(None, max_length=100)
     attending_staff_role: str | None = Field(None, max_length=100)
-    record_number: str | None = personal(I, None, max_length=64)
+    record_number: str | None = personal(IDENT, None, max_length=64)
     identity_check: IdentityCheck | None = None
     newborn: Newborn | None = None
     suspected_surrogacy: bool = False
@@ -60,6 +66,8 @@ class HospitalDetails(Model):
 
 # --- school -------------------------------------------------------------------------------
 class SchoolDetails(Model):
+    """School facts: which pupil, attendance and pick-up."""
+
     school_name: str = Field(min_length=1, max_length=200)
     school_code: str | None = Field(None, max_length=20)
     grade: str | None = Field(None, max_length=30)
@@ -68,12 +76,14 @@ class SchoolDetails(Model):
     enrolled: bool = True
     guardian_relationship: str | None = Field(None, max_length=50)
     pick_up_anomaly: bool = False
-    pick_up_description: str | None = personal(P, None, max_length=1000)
+    pick_up_description: str | None = personal(PERS, None, max_length=1000)
     left_behind: bool = False
 
 
 # --- labour -------------------------------------------------------------------------------
 class PermitStatus(StrEnum):
+    """A foreign worker's work permit, as the inspector found it."""
+
     not_applicable = "not_applicable"
     valid = "valid"
     missing = "missing"
@@ -82,9 +92,11 @@ class PermitStatus(StrEnum):
 
 
 class LabourDetails(Model):
+    """Labour inspection facts: employer, workplace, workers and agency."""
+
     employer_name: str = Field(min_length=1, max_length=200)
     employer_credit_code: str | None = Field(None, pattern=CREDIT_CODE)
-    workplace_address: str | None = personal(I, None, max_length=500)
+    workplace_address: str | None = personal(IDENT, None, max_length=500)
     industry: str | None = Field(None, max_length=100)
     workers_affected: int = Field(1, ge=1, le=100_000)
     youngest_worker_age: int | None = Field(None, ge=0, le=120)
@@ -96,6 +108,8 @@ class LabourDetails(Model):
 
 # --- marriage -----------------------------------------------------------------------------
 class DocumentAnomaly(StrEnum):
+    """What the registrar found wrong with the papers."""
+
     forged_document = "forged_document"
     age_mismatch = "age_mismatch"
     identity_mismatch = "identity_mismatch"
@@ -105,21 +119,37 @@ class DocumentAnomaly(StrEnum):
 
 
 class MarriageDetails(Model):
+    """Marriage registration facts: the parties' nationalities, papers and intermediaries."""
+
     registration_office: str = Field(min_length=1, max_length=200)
-    application_ref: str | None = personal(I, None, max_length=64)
-    party_nationalities: tuple[COUNTRY, ...] = Field(default=(), max_length=2)
+    application_ref: str | None = personal(IDENT, None, max_length=64)
+    party_nationalities: tuple[CountryCode, ...] = Field(
+        default=(), max_length=2, description="Nationality of each party, ISO alpha-2."
+    )
     intermediary_agency: str | None = Field(None, max_length=200)
-    document_anomalies: tuple[DocumentAnomaly, ...] = ()
+    document_anomalies: tuple[DocumentAnomaly, ...] = Field(
+        default=(), max_length=len(DocumentAnomaly)
+    )
     interpreter_present: bool = False
     interpreter_is_intermediary: bool = False
 
+    @field_validator("document_anomalies")
+    @classmethod
+    def _unique(cls, value: tuple[DocumentAnomaly, ...]) -> tuple[DocumentAnomaly, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("document_anomalies must not repeat")
+        return value
+
     @property
     def cross_border(self) -> bool:
+        """A party is not Chinese (the plan's cross-border marriage checks apply)."""
         return any(n != "CN" for n in self.party_nationalities)
 
 
 # --- venue --------------------------------------------------------------------------------
 class VenueType(StrEnum):
+    """Kind of entertainment venue or hotel."""
+
     ktv = "ktv"
     bar = "bar"
     nightclub = "nightclub"
@@ -131,6 +161,8 @@ class VenueType(StrEnum):
 
 
 class VenueDetails(Model):
+    """Venue inspection facts: the venue, its staff roster, minors and escort services."""
+
     venue_name: str = Field(min_length=1, max_length=200)
     venue_licence: str | None = Field(None, max_length=64)
     venue_type: VenueType
@@ -148,15 +180,29 @@ class HospitalSubmission(SubmissionBase):
 class SchoolSubmission(SubmissionBase):
     details: SchoolDetails
 
-    @model_validator(mode="after")
-    def _pupil(self) -> SchoolSubmission:
-        index = self.details.pupil_subject_index
-        if index >= len(self.subjects):
-            raise ValueError(f"details.pupil_subject_index {index} is not an entry of subjects")
-        pupil = self.subjects[index]
+    @field_validator("details")
+    @classmethod
+    def _pupil(cls, details: SchoolDetails, info: ValidationInfo) -> SchoolDetails:
+        subjects = info.data.get("subjects")
+        if subjects is None:  # invalid subjects: reported there
+            return details
+        index = details.pupil_subject_index
+        if index >= len(subjects):
+            raise ValueError(
+                f"details.pupil_subject_index {index} is not an entry of subjects "
+                f"(0..{len(subjects) - 1})"
+            )
+        pupil = subjects[index]
         if not (pupil.is_minor or pupil.age_unknown):
-            raise ValueError("details.pupil_subject_index must point at a minor (or a subject of unknown age)")
-        return self
+            raise ValueError(
+                f"details.pupil_subject_index {index} must point at a minor "
+                "or a subject of unknown age"
+            )
+        return details
+
+    @property
+    def pupil(self) -> Subject:
+        return self.subjects[self.details.pupil_subject_index]
 
 
 class LabourSubmission(SubmissionBase):
@@ -192,12 +238,12 @@ class VenueReport(ReportEnvelope, VenueSubmission):
     source: Literal[Source.venue] = Source.venue
 
 
-Submission = HospitalSubmission | SchoolSubmission | LabourSubmission | MarriageSubmission | VenueSubmission
-Report = Annotated[
-    HospitalReport | SchoolReport | LabourReport | MarriageReport | VenueReport,
-    Field(discriminator="source"),
-]
-ReportAdapter: TypeAdapter[Any] = TypeAdapter(Report)
+Submission: TypeAlias = (
+    HospitalSubmission | SchoolSubmission | LabourSubmission | MarriageSubmission | VenueSubmission
+)
+AnyReport: TypeAlias = HospitalReport | SchoolReport | LabourReport | MarriageReport | VenueReport
+Report = Annotated[AnyReport, Field(discriminator="source")]
+ReportAdapter: TypeAdapter[AnyReport] = TypeAdapter(Report)
 
 SUBMISSION_MODELS: dict[Source, type[SubmissionBase]] = {
     Source.hospital: HospitalSubmission,
@@ -213,16 +259,38 @@ REPORT_MODELS: dict[Source, type[ReportEnvelope]] = {
     Source.marriage: MarriageReport,
     Source.venue: VenueReport,
 }
+ENVELOPE_FIELDS: tuple[str, ...] = tuple(ReportEnvelope.model_fields)
+
+
+def parse_submission(source: Source | str, data: bytes | str | dict[str, Any]) -> Submission:
+    """A sector's submission from JSON (bytes/str) or a decoded object.
+
+    Raises ``pydantic.ValidationError``.
+
+    The adapter chooses the model by the sector it serves, never from the body.
+    """
+    model = SUBMISSION_MODELS[Source(source)]
+    if isinstance(data, bytes | str):
+        return model.model_validate_json(data)  # type: ignore[return-value]
+    return model.model_validate(data)  # type: ignore[return-value]
 
 
 def make_report(
-    submission: SubmissionBase, *, source: Source, report_id: str, source_system: str, received_at: datetime
-) -> Any:
+    submission: SubmissionBase,
+    *,
+    source: Source | str,
+    report_id: str,
+    source_system: str,
+    received_at: datetime,
+) -> AnyReport:
     """The event for Kafka: the submission plus the envelope the adapter stamps."""
+    source = Source(source)
     expected = SUBMISSION_MODELS[source]
-    if not isinstance(submission, expected):
-        raise TypeError(f"a {source.value} report needs a {expected.__name__}, not {type(submission).__name__}")
-    return REPORT_MODELS[source].model_validate(
+    if type(submission) is not expected:
+        raise TypeError(
+            f"a {source.value} report needs a {expected.__name__}, not {type(submission).__name__}"
+        )
+    return REPORT_MODELS[source].model_validate(  # type: ignore[return-value]
         {
             **submission.model_dump(mode="python"),
             "source": source,
@@ -233,11 +301,11 @@ def make_report(
     )
 
 
-def parse_report(data: bytes | str) -> Any:
+def parse_report(data: bytes | str) -> AnyReport:
     """A report event from its JSON bytes (raises ``pydantic.ValidationError``)."""
     return ReportAdapter.validate_json(data)
 
 
 def dump_event(model: Model) -> bytes:
-    """Compact JSON bytes of any cluebus event."""
-    return model.model_dump_json(exclude_none=False).encode("utf-8")
+    """Compact JSON bytes of any cluebus event (``mode="json"``: enum values, ISO 8601 times)."""
+    return model.model_dump_json().encode("utf-8")

@@ -1,0 +1,209 @@
+"""The field registry that drives redaction and log scrubbing: exact, marked, free of DNA."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import (
+    DNA_KEY,
+    EVENT_MODELS,
+    REPORT_MODELS,
+    SENSITIVITY_KEY,
+    SUBMISSION_MODELS,
+    Sensitivity,
+    Source,
+    field_paths,
+    sensitive_fields,
+)
+from schemas.base import find_dna_keys
+from schemas.events import Ack
+
+I, P, S = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special  # noqa: E741
+ALL_MODELS = [*REPORT_MODELS.values(), *SUBMISSION_MODELS.values(), *EVENT_MODELS.values()]
+
+COMMON = {
+    "subjects.name": I,
+    "subjects.id_number": I,
+    "subjects.phone": I,
+    "subjects.id_type": I,
+    "reporter.name": I,
+    "reporter.phone": I,
+    "location.address": I,
+    "subjects.age": P,
+    "subjects.age_band": P,
+    "subjects.sex": P,
+    "subjects.nationality": P,
+    "subjects.description": P,
+    "narrative": P,
+    "location.description": P,
+    "attachments.description": P,
+    "subjects.disability": S,
+}
+PER_SOURCE = {
+    Source.hospital: {
+        "details.record_number": I,
+        "details.newborn.birth_certificate_number": I,
+        "details.identity_check.anomaly": P,
+    },
+    Source.school: {"details.pick_up_description": P},
+    Source.labour: {"details.workplace_address": I},
+    Source.marriage: {"details.application_ref": I},
+    Source.venue: {},
+}
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_sensitive_fields_of_each_report_are_exactly_these(source):
+    expected = COMMON | PER_SOURCE[source]
+    assert sensitive_fields(REPORT_MODELS[source]) == expected
+    assert (
+        sensitive_fields(SUBMISSION_MODELS[source]) == expected
+    )  # the envelope holds nothing personal
+
+
+def test_event_marks():
+    assert sensitive_fields(Ack) == {"reason": P, "outcome": P}
+    for name in ("Escalation", "RoutingDecision", "ReportStatus", "DeadLetter"):
+        assert sensitive_fields(EVENT_MODELS[name]) == {}, name
+
+
+def test_field_paths_hold_containers_and_leaves_without_indexes():
+    paths = field_paths(REPORT_MODELS[Source.hospital])
+    assert {
+        "subjects",
+        "subjects.name",
+        "details",
+        "details.newborn",
+        "details.newborn.born_at",
+        "details.identity_check.document_matches_patient",
+        "attachments.uri",
+        "report_id",
+    } <= paths
+    assert not [p for p in paths if any(part.isdigit() for part in p.split("."))]
+    assert "details.employer_name" not in paths
+    assert "details.employer_name" in field_paths(REPORT_MODELS[Source.labour])
+    assert field_paths(SUBMISSION_MODELS[Source.school]) == field_paths(
+        REPORT_MODELS[Source.school]
+    ) - {"schema_version", "report_id", "source", "source_system", "received_at"}
+
+
+def test_registry_is_cached_and_callers_cannot_corrupt_it():
+    model = REPORT_MODELS[Source.school]
+    assert field_paths(model) is field_paths(model)
+    marks = sensitive_fields(model)
+    marks["subjects.name"] = Sensitivity.personal
+    marks["new"] = Sensitivity.biometric
+    assert sensitive_fields(model)["subjects.name"] == I and "new" not in sensitive_fields(model)
+
+
+def _schema_paths(schema: dict, defs: dict, prefix: str = "") -> dict[str, str | None]:
+    """Independent walk of an exported JSON Schema: path -> sensitivity mark."""
+    out: dict[str, str | None] = {}
+
+    def resolve(node: dict) -> list[dict]:
+        if "$ref" in node:
+            return resolve(defs[node["$ref"].split("/")[-1]])
+        if "anyOf" in node:
+            return [n for sub in node["anyOf"] for n in resolve(sub)]
+        if node.get("type") == "array":
+            items = node.get("items") or {}
+            return resolve(items) if isinstance(items, dict) else []
+        return [node]
+
+    for name, prop in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        out[path] = prop.get(SENSITIVITY_KEY)
+        for target in resolve(prop):
+            if "properties" in target:
+                out |= _schema_paths(target, defs, path + ".")
+    return out
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_registry_agrees_with_the_published_json_schema(model):
+    schema = model.model_json_schema()
+    walked = _schema_paths(schema, schema.get("$defs", {}))
+    assert set(walked) == set(field_paths(model))
+    assert {p: Sensitivity(m) for p, m in walked.items() if m} == sensitive_fields(model)
+
+
+PERSONAL_LEAF_NAMES = {
+    "name",
+    "phone",
+    "id_number",
+    "address",
+    "description",
+    "narrative",
+    "anomaly",
+    "reason",
+    "outcome",
+    "record_number",
+    "application_ref",
+    "birth_certificate_number",
+    "workplace_address",
+    "pick_up_description",
+    "age",
+    "nationality",
+    "disability",
+}
+ORGANISATION_NAMES = {
+    "details.employer_name",
+    "details.agency_name",
+    "details.school_name",
+    "details.venue_name",
+}
+CODES = {("Escalation", "reason")}  # an EscalationReason code, not free text
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_every_field_that_looks_personal_is_marked(model):
+    """A new field about a person must carry a mark, or redaction and log scrubbing miss it."""
+    marks = sensitive_fields(model)
+    unmarked = sorted(
+        p
+        for p in field_paths(model)
+        if p.rsplit(".", 1)[-1] in PERSONAL_LEAF_NAMES
+        and p not in marks
+        and p not in ORGANISATION_NAMES
+        and (model.__name__, p) not in CODES
+    )
+    assert not unmarked
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_no_field_is_dna_or_biometric(model):
+    assert not [p for p in field_paths(model) if DNA_KEY.search(p)]
+    assert Sensitivity.biometric not in sensitive_fields(model).values()
+
+
+@pytest.mark.parametrize(
+    "key, is_dna",
+    [
+        ("dna", True),
+        ("DNA_profile", True),
+        ("genetic_test", True),
+        ("Biometric", True),
+        ("fingerprint_id", True),
+        ("iris", True),
+        ("faceprint", True),
+        ("face_print", True),
+        ("voiceprint", True),
+        ("name", False),
+        ("face", False),
+        ("print_ref", False),
+        ("district_code", False),
+        ("voice_note", False),
+    ],
+)
+def test_dna_key_pattern(key, is_dna):
+    assert bool(DNA_KEY.search(key)) is is_dna
+
+
+def test_find_dna_keys_reports_every_path_with_list_indexes():
+    data = {
+        "a": [{"x": 1}, {"fingerprint": 2}],
+        "b": {"c": {"DNA": 3}},
+        "dna_free_text": "value only: dna",
+    }
+    assert find_dna_keys(data) == ["a.1.fingerprint", "b.c.DNA", "dna_free_text"]
+    assert find_dna_keys({"narrative": "a DNA test was mentioned"}) == []  # values are not keys
