@@ -92,12 +92,18 @@ class Calendar(BaseModel):
         return day.weekday() in {_WEEKDAYS[d] for d in self.days} and day not in self.holidays
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        """The instant when ``duration`` of working time has passed since ``start``."""
+        """The instant when ``duration`` of working time has passed since ``start``.
+
+        A whole day of the duration counts as one full working day ("1d" =
+        start to end of one office day); hours and minutes count working time.
+        """
         if self.always:
             return start + duration
         zone = ZoneInfo(self.timezone)
         cursor = start.astimezone(zone)
-        remaining = duration
+        days, rest = divmod(duration, timedelta(days=1))
+        workday = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
+        remaining = days * workday + rest
         for _ in range(3660):  # ten years of days: a bound, never reached in practice
             day = cursor.date()
             if self._is_workday(day):

@@ -70,7 +70,20 @@ def key_lines(text: str) -> list[tuple[tuple[Any, ...], int]]:
         return path
 
     current: tuple[Any, ...] = ()
+    array_key: tuple[Any, ...] | None = None  # inside a multi-line array value
+    array_index = 0
+    depth = 0
     for number, raw in enumerate(text.splitlines(), start=1):
+        if array_key is not None:
+            # One inline table (or value) per line: record each item's line.
+            stripped = raw.strip()
+            if stripped.startswith("{") and depth == 1:
+                entries.append(((*array_key, array_index), number))
+                array_index += 1
+            depth += _bracket_delta(raw)
+            if depth <= 0:
+                array_key = None
+            continue
         if m := _HEADER.match(raw):
             parts = _parts(m.group(2))
             if m.group(1) == "[[":
@@ -82,8 +95,30 @@ def key_lines(text: str) -> list[tuple[tuple[Any, ...], int]]:
                 current = resolve(parts)
             entries.append((current, number))
         elif m := _KEY.match(raw):
-            entries.append(((*current, *_parts(m.group(1))), number))
+            key = (*current, *_parts(m.group(1)))
+            entries.append((key, number))
+            value = raw.split("=", 1)[1]
+            if value.strip().startswith("[") and (d := _bracket_delta(value)) > 0:
+                array_key, array_index, depth = key, 0, d
     return entries
+
+
+def _bracket_delta(line: str) -> int:
+    """Net [ minus ] outside strings and comments (good enough for rules files)."""
+    delta, quote = 0, ""
+    for ch in line:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            break
+        elif ch == "[":
+            delta += 1
+        elif ch == "]":
+            delta -= 1
+    return delta
 
 
 def locate(entries: list[tuple[tuple[Any, ...], int]], loc: tuple[Any, ...]) -> int | None:

@@ -344,6 +344,8 @@ def test_durations_and_calendars():
     assert office.add(friday_late, timedelta(hours=1)) == datetime(2026, 11, 30, 9, 0, tzinfo=tz)
     holiday = Calendar(timezone="Asia/Shanghai", holidays=frozenset({datetime(2026, 11, 30).date()}))
     assert holiday.add(friday_late, timedelta(hours=1)) == datetime(2026, 12, 1, 9, 0, tzinfo=tz)
+    # A day of duration is one working day: Friday 17:00 + 1d = Monday 17:00.
+    assert office.add(friday_late, timedelta(days=1)) == datetime(2026, 11, 30, 17, 0, tzinfo=tz)
     night = datetime(2026, 11, 25, 22, 0, tzinfo=tz)
     assert office.add(night, timedelta(minutes=30)) == datetime(2026, 11, 26, 9, 0, tzinfo=tz)
 
