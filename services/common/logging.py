@@ -76,7 +76,7 @@ def configure(level: str = "info", fmt: str = "auto", service: str | None = None
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), structlog.processors.format_exc_info],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stdout)
@@ -85,8 +85,10 @@ def configure(level: str = "info", fmt: str = "auto", service: str | None = None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Client libraries are chatty at INFO; their warnings still come through.
+    # At debug level their INFO lines (rebalances, recovery) are shown too.
+    library_level = logging.INFO if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
     for noisy in ("kafka", "aiokafka", "faust", "mode", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(library_level)
     if service:
         structlog.contextvars.bind_contextvars(service=service)
 

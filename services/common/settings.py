@@ -170,6 +170,10 @@ class ServiceSettings(_Settings):
     log_format: Literal["auto", "json", "console"] = "auto"
     rules_file: Path = Path("routing_rules.toml")
     state_dir: Path = Field(Path(".run/state"), description="Local state (outbox, faust data).")
+    session_timeout_s: float = Field(
+        30.0, ge=3, le=300,
+        description="How long a stream worker may be silent before its partitions move to another.",
+    )
 
 
 def load(cls: type[_Settings], **overrides: Any) -> Any:
