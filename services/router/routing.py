@@ -1,0 +1,90 @@
+"""From one report to its referrals, audit record and first status (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas import (
+    DepartmentStatus,
+    DueTimes,
+    RecipientDecision,
+    Referral,
+    ReportStatus,
+    RoutingDecision,
+    Stage,
+    referral_id_for,
+)
+from services.rules import CompiledRules
+
+
+@dataclass(frozen=True)
+class RoutedReport:
+    referrals: tuple[Referral, ...]
+    decision: RoutingDecision
+    status: ReportStatus
+
+
+def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedReport:  # type: ignore[no-untyped-def]
+    """Everything the router emits for one report.
+
+    Clocks start when the state took the report in (``received_at`` at the
+    adapter), so a report that waited in an adapter's outbox is not given
+    extra time, and processing the same report twice yields the same due times.
+    """
+    plan = rules.plan(report, report.received_at)
+    referrals = []
+    recipients = []
+    statuses = []
+    for p in plan.referrals:
+        referral_id = referral_id_for(report.report_id, p.department)
+        due = DueTimes(**p.due)
+        referrals.append(
+            Referral(
+                referral_id=referral_id,
+                report_id=report.report_id,
+                department=p.department,
+                role=p.role,
+                priority=p.priority,
+                source=report.source,
+                category=report.category,
+                routed_at=routed_at,
+                rule_path=p.rule_path,
+                rules_version=rules.version,
+                due=due,
+                case_owner_required=p.case_owner_required,
+                anonymised=p.anonymised,
+                fields=p.fields,
+                report=p.copy,
+            )
+        )
+        recipients.append(
+            RecipientDecision(
+                department=p.department, role=p.role, referral_id=referral_id, priority=p.priority,
+                rule_path=p.rule_path, due=due, case_owner_required=p.case_owner_required,
+                anonymised=p.anonymised, fields=p.fields,
+            )
+        )
+        statuses.append(
+            DepartmentStatus(department=p.department, role=p.role, referral_id=referral_id,
+                             stage=Stage.routed, stage_at=routed_at)
+        )
+    decision = RoutingDecision(
+        decision_id=report.report_id,
+        report_id=report.report_id,
+        source=report.source,
+        source_system=report.source_system,
+        category=report.category,
+        urgency=report.urgency,
+        priority=plan.result.priority,
+        rules_version=rules.version,
+        decided_at=routed_at,
+        fallback=plan.result.fallback,
+        matched_routes=plan.result.matched_paths,
+        recipients=tuple(recipients),
+    )
+    status = ReportStatus(
+        report_id=report.report_id, source=report.source, source_system=report.source_system,
+        seq=0, updated_at=routed_at, departments=tuple(statuses),
+    )
+    return RoutedReport(referrals=tuple(referrals), decision=decision, status=status)

@@ -1,0 +1,33 @@
+"""The faust topic objects of the router."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.topics import SOURCES, TopicNames
+
+
+class RouterTopics:
+    """Source, destination and internal topics; referral topics are made on first use."""
+
+    def __init__(self, app: Any, names: TopicNames) -> None:
+        self._app = app
+        self._names = names
+
+        def topic(*names: str) -> Any:
+            return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+        self._topic = topic
+        self.reports = topic(*names.reports())
+        self.decisions = topic(names.decisions)
+        self.status = topic(names.status)
+        self.deadletter = topic(names.deadletter)
+        self._referrals: dict[str, Any] = {}
+        self.report_topic_source = {names.report(s): s for s in SOURCES}
+
+    def referral(self, department: str, override: str | None = None) -> Any:
+        name = override or self._names.referral(department)
+        if name not in self._referrals:
+            self._referrals[name] = self._topic(name)
+        return self._referrals[name]
+

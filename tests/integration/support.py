@@ -1,0 +1,167 @@
+"""Helpers for integration tests: real service processes and reading topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+REPO = Path(__file__).resolve().parents[2]
+CLUEBUS = str(REPO / ".venv" / "bin" / "cluebus") if (REPO / ".venv/bin/cluebus").exists() else "cluebus"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """A cluebus service run as a real process, its output captured to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.proc = subprocess.Popen([CLUEBUS, *self.args], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"event": raw, "raw": True})
+        return out
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in self.lines():
+                if regex.search(str(line.get("event", ""))):
+                    return line
+            if self.proc and self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}): {self.tail()}")
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name}: no log line matching {pattern!r} in {timeout}s: {self.tail()}")
+
+    def tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode if self.proc else None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+
+def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    count = 0
+    try:
+        for topic, key, value in records:
+            producer.send(topic, key=key, value=value)
+            count += 1
+        producer.flush(30)
+    finally:
+        producer.close()
+    return count
+
+
+def collect(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[Any]], bool],
+    timeout: float = 60.0,
+) -> list[Any]:
+    """Read the topics from the beginning until ``done(messages)`` or the timeout."""
+    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                messages.extend(records)
+            if done(messages):
+                return messages
+    finally:
+        consumer.close()
+    return messages
+
+
+def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """One sample of a Prometheus exposition served by a service on localhost."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()  # noqa: S310
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                return sample.value
+    return None
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # noqa: BLE001 - the service may not be up yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+def many_reports(n: int) -> list[Any]:
+    """``n`` distinct valid reports, cycling through the v1 examples with fresh ids."""
+    from schemas import parse_report
+    from schemas.examples import load_examples
+    from services.common.ids import uuid7
+
+    examples = list(load_examples("v1", "reports").values())
+    out = []
+    for i in range(n):
+        data = dict(examples[i % len(examples)])
+        data["report_id"] = uuid7()
+        data["source_ref"] = f"load-{i}-{data['report_id'][:8]}"
+        out.append(parse_report(json.dumps(data)))
+    return out
