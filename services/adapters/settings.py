@@ -1,0 +1,106 @@
+"""Settings of an intake adapter (``CLUEBUS_ADAPTER_*`` or ``[adapter]`` in CLUEBUS_CONFIG).
+
+One process serves one source; what differs per source (port, outbox folder)
+has a per-source default, so five adapters can share one configuration file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from schemas import Source
+from services.adapters import DEFAULT_PORTS
+from services.common.settings import _Settings
+
+MiB = 1024 * 1024
+
+
+class AdapterSettings(_Settings):
+    section: ClassVar[str] = "adapter"
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_ADAPTER_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="HTTP port; default per source: hospital 8101, school 8102, labour 8103, "
+        "marriage 8104, venue 8105.",
+    )
+    tokens_file: Path | None = Field(
+        None,
+        description="TOML file of departmental systems and their token hashes (required).",
+    )
+    outbox_dir: Path | None = Field(
+        None,
+        description="Folder of the outbox database; default <CLUEBUS_STATE_DIR>/adapter-<source>/.",
+    )
+    # Request limits -----------------------------------------------------------------------
+    max_body_bytes: int = Field(1 * MiB, ge=1024, description="Largest body of POST /v1/reports.")
+    max_event_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest published event (must stay below the topic's max.message.bytes).",
+    )
+    max_batch_bytes: int = Field(
+        16 * MiB, ge=1024, description="Largest body of the batch endpoint."
+    )
+    max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Most rows in one batch.")
+    # Outbox -----------------------------------------------------------------------------------
+    backlog_limit: int = Field(
+        100_000,
+        ge=1,
+        description="Unsent reports kept while Kafka is away; beyond it: 503.",
+    )
+    retry_after_s: int = Field(10, ge=1, description="Retry-After of a 503.")
+    commit_max_rows: int = Field(512, ge=1, description="Most writes in one group commit.")
+    commit_linger_ms: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Extra wait for more writes before a commit (0: take what is queued).",
+    )
+    sent_retention_s: float = Field(
+        7 * 24 * 3600,
+        ge=0,
+        description="How long published reports stay in the outbox.",
+    )
+    receipt_retention_s: float = Field(
+        400 * 24 * 3600,
+        ge=0,
+        description="How long receipts (ids only) stay; a duplicate is recognised within it.",
+    )
+    prune_interval_s: float = Field(600.0, gt=0)
+    stuck_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="/readyz fails when the oldest unsent report is older than this.",
+    )
+    # Relay ----------------------------------------------------------------------------------
+    relay_batch_size: int = Field(500, ge=1, le=10_000, description="Rows per publish round.")
+    relay_linger_ms: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="How long the relay waits to gather a bigger batch once rows are waiting "
+        "(and the producer's linger.ms).",
+    )
+    relay_backoff_max_s: float = Field(10.0, gt=0, description="Longest pause between retries.")
+    # Status feedback --------------------------------------------------------------------------
+    status_enabled: bool = Field(
+        True, description="Consume the status topic for GET /v1/reports/{id}."
+    )
+
+    def resolved_port(self, source: Source | str) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[Source(source)]
+
+    def resolved_outbox_dir(self, source: Source | str, state_dir: Path) -> Path:
+        return (
+            self.outbox_dir
+            if self.outbox_dir is not None
+            else Path(state_dir) / f"adapter-{Source(source).value}"
+        )

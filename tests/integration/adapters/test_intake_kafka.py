@@ -1,0 +1,184 @@
+"""Adapters in-process with their real relay and status follower against the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from schemas import SUBMISSION_MODELS, ReportStatus, Source, referral_id_for
+from schemas.examples import load_examples
+from services.adapters.app import create_app
+from services.adapters.settings import AdapterSettings
+from services.common import kafka as clients
+
+from ...unit.adapters.support import ENVELOPE, auth, submission, submissions, system_for
+from ..support import wait_until
+from .conftest import read_reports
+
+
+@pytest.fixture
+def live(
+    kafka_settings, topic_settings, topics, tokens_file: Path, tmp_path: Path
+) -> Iterator[Callable[..., TestClient]]:
+    opened: list[TestClient] = []
+
+    def make(source: Source | str, outbox: str | None = None, **overrides: object) -> TestClient:
+        settings = AdapterSettings(
+            tokens_file=tokens_file,
+            outbox_dir=tmp_path / (outbox or f"ob-{source}"),
+            relay_backoff_max_s=1,
+            **overrides,
+        )
+        app = create_app(
+            source, settings, kafka_settings=kafka_settings, topic_settings=topic_settings
+        )
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def post(client: TestClient, body: dict, source: Source, **headers: str):
+    return client.post("/v1/reports", json=body, headers={**auth(source), **headers})
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_post_becomes_a_typed_event_on_the_sector_topic(live, kafka_bootstrap, topics, source):
+    client = live(source)
+    sent = {}
+    for i, body in enumerate(submissions(source)[:2]):
+        body = {**body, "source_ref": f"live-{source.value}-{i}"}
+        r = post(client, body, source)
+        assert r.status_code == 202, r.text
+        sent[r.json()["report_id"]] = (body, r.json())
+    reports = read_reports(kafka_bootstrap, topics.report(source.value), set(sent))
+    assert {r.report_id for r in reports} == set(sent)
+    for report in reports:
+        body, receipt = sent[report.report_id]
+        assert report.source == source and report.source_system == system_for(source)
+        assert report.received_at.isoformat().replace("+00:00", "Z") == receipt["received_at"]
+        # the event carries exactly the validated submission, plus the envelope
+        event = report.model_dump(mode="json")
+        expected = SUBMISSION_MODELS[source].model_validate(body).model_dump(mode="json")
+        assert {k: v for k, v in event.items() if k not in ENVELOPE} == expected
+    # published: the receipt says so, metrics saw the latency, readiness is green
+    rid = next(iter(sent))
+    wait_until(
+        lambda: client.get(f"/v1/reports/{rid}", headers=auth(source)).json()["published"], 10
+    )
+    assert client.get("/readyz").status_code == 200
+    assert (
+        f'cluebus_adapter_publish_latency_seconds_count{{source="{source.value}"}} 2.0'
+        in client.get("/metrics").text
+    )
+
+
+def test_same_source_ref_twice_is_one_event(live, kafka_bootstrap, topics):
+    client = live(Source.labour)
+    body = submission(Source.labour, "twice-1")
+    first = post(client, body, Source.labour).json()
+    second = post(client, body, Source.labour).json()
+    keyed = post(
+        client, submission(Source.labour, "twice-2"), Source.labour, **{"Idempotency-Key": "k1"}
+    ).json()
+    keyed2 = post(
+        client, submission(Source.labour, "twice-3"), Source.labour, **{"Idempotency-Key": "k1"}
+    ).json()
+    assert second == {**first, "duplicate": True}
+    assert keyed2 == {**keyed, "duplicate": True}
+    reports = read_reports(
+        kafka_bootstrap,
+        topics.report("labour"),
+        {first["report_id"], keyed["report_id"]},
+        settle=2.0,
+    )
+    assert sorted(r.report_id for r in reports) == sorted([first["report_id"], keyed["report_id"]])
+
+
+def test_batch_rows_become_events(live, kafka_bootstrap, topics):
+    client = live(Source.marriage)
+    rows = [submission(Source.marriage, f"b-{i}") for i in range(4)]
+    rows[2]["category"] = "nonsense"
+    r = client.post(
+        "/v1/reports/batch",
+        content="\n".join(json.dumps(x) for x in rows).encode(),
+        headers={"Content-Type": "application/x-ndjson", **auth(Source.marriage)},
+    )
+    accepted = {x["report_id"] for x in r.json()["results"] if x["status"] == "accepted"}
+    assert len(accepted) == 3
+    reports = read_reports(kafka_bootstrap, topics.report("marriage"), accepted)
+    assert {r.source_ref for r in reports} == {"b-0", "b-1", "b-3"}
+
+
+def _status(report_id: str, source: Source, system: str, seq: int) -> bytes:
+    data = load_examples("v1", "events")["report-status"]
+    departments = [
+        {**d, "referral_id": referral_id_for(report_id, d["department"])}
+        for d in data["departments"]
+    ]
+    status = ReportStatus.model_validate(
+        {
+            **data,
+            "report_id": report_id,
+            "source": source.value,
+            "source_system": system,
+            "seq": seq,
+            "departments": departments,
+        }
+    )
+    return status.model_dump_json().encode()
+
+
+def test_status_per_department_from_the_status_topic_and_resume(live, kafka_settings, topics):
+    client = live(Source.school, outbox="ob-status")
+    rid = post(client, submission(Source.school, "st-1"), Source.school).json()["report_id"]
+    producer = clients.producer(kafka_settings)
+    try:
+        for seq in (1, 3, 2):  # out of order: the highest seq is kept
+            producer.send(
+                topics.status,
+                key=rid.encode(),
+                value=_status(rid, Source.school, system_for(Source.school), seq),
+            )
+        # a status of another source's report is not this adapter's business
+        producer.send(
+            topics.status,
+            key=b"x",
+            value=_status("01890000-0000-7000-8000-0000000000aa", Source.venue, "venue-sys-1", 9),
+        )
+        producer.send(topics.status, key=b"y", value=b"not a status")
+        producer.flush(10)
+    finally:
+        producer.close()
+
+    def shown():
+        body = client.get(f"/v1/reports/{rid}", headers=auth(Source.school)).json()
+        return body["status"] and body["status"]["seq"] == 3 and body
+
+    body = wait_until(shown, 20)
+    assert body["published"] is True
+    assert {d["department"] for d in body["status"]["departments"]} >= {"police", "education"}
+    assert all(
+        d["referral_id"] == referral_id_for(rid, d["department"])
+        for d in body["status"]["departments"]
+    )
+    rt = client.app.state.adapter
+    assert rt.outbox.counts()["statuses"] == 1
+    client.__exit__(None, None, None)
+
+    # Restarted on the same outbox: resumes from the stored offsets, reads nothing again.
+    again = live(Source.school, outbox="ob-status")
+    rt2 = again.app.state.adapter
+    wait_until(lambda: rt2.status.ready, 20)
+    time.sleep(1.5)  # a few polls
+    assert rt2.status.stored == 0 and rt2.status.skipped == 0
+    assert again.get(f"/v1/reports/{rid}", headers=auth(Source.school)).json()["status"]["seq"] == 3
