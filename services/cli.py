@@ -99,6 +99,11 @@ def kafka_status(port: int, run_dir: Path | None) -> None:
     click.echo(_broker(port, run_dir).status())
 
 
+from services.devkafka.secure import add_profile_option  # noqa: E402
+
+add_profile_option(kafka)
+
+
 # --- topics --------------------------------------------------------------------------------
 @main.group()
 def topics() -> None:

@@ -64,9 +64,19 @@ def common_kwargs(settings: KafkaSettings, client_id: str | None = None) -> dict
 
 
 def _unavailable(settings: KafkaSettings, exc: Exception) -> KafkaUnavailable:
+    # kafka-python reports refused credentials and failed TLS handshakes only as a
+    # bootstrap timeout, so say that this may be the cause.
+    refused = ""
+    if settings.uses_sasl:
+        refused = (
+            f", or it refused user {settings.username!r} ({settings.security_protocol}, "
+            f"{settings.sasl_mechanism}: check the password and CLUEBUS_KAFKA_SSL_CAFILE)"
+        )
+    elif settings.uses_ssl:
+        refused = ", or the TLS handshake failed (check CLUEBUS_KAFKA_SSL_CAFILE)"
     return KafkaUnavailable(
-        f"cannot reach Kafka at {settings.bootstrap} ({type(exc).__name__}); start it with "
-        "`cluebus kafka up` or set CLUEBUS_KAFKA_BOOTSTRAP to a running cluster"
+        f"cannot reach Kafka at {settings.bootstrap}{refused} ({type(exc).__name__}); "
+        "start it with `cluebus kafka up` or set CLUEBUS_KAFKA_BOOTSTRAP to a running cluster"
     )
 
 

@@ -189,7 +189,9 @@ class LocalBroker:
     def _format(self, libs: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return  # keep the data of a broker that ran before
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = "-"
+        while cid.startswith("-"):  # kafka-storage would read "-..." as an option; Kafka's Uuid skips them too
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             "java", f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.yaml'}",
             "-cp", self._classpath(libs), "kafka.tools.StorageTool", "format",
