@@ -285,3 +285,44 @@ def dump_tasks() -> None:
 def run_worker(app: faust.App, *, service: str, log_level: str = "info", log_format: str = "auto") -> None:
     """Run a faust app until SIGTERM/SIGINT (blocks; exits the process)."""
     BusWorker(app, service=service, log_level=log_level, log_format=log_format).execute_from_commandline()
+
+
+class ConsumerLagCollector:
+    """``cluebus_consumer_lag_messages{service,topic,partition}``: records not yet committed.
+
+    Computed at scrape time from the consumer's own view (high-water mark minus
+    committed offset) for the partitions this worker owns.
+    """
+
+    def __init__(self, app: faust.App, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "cluebus_consumer_lag_messages",
+            "Records past the committed offset, per partition this worker owns.",
+            labels=["service", "topic", "partition"],
+        )
+        try:
+            consumer = self.app.consumer
+            for tp in sorted(consumer.assignment()):
+                if tp.topic not in getattr(consumer, "guarded_topics", frozenset()):
+                    continue
+                highwater = consumer.highwater(tp)
+                committed = consumer._committed_offset[tp]
+                if highwater is None:
+                    continue
+                lag = highwater - (committed or 0)
+                family.add_metric([self.service, tp.topic, str(tp.partition)], max(0, lag))
+        except Exception:  # scraping must never break on a worker that is (re)starting
+            log.debug("consumer lag not available yet")
+        yield family
+
+
+def register_lag_collector(app: faust.App, service: str) -> None:
+    from prometheus_client import REGISTRY
+
+    REGISTRY.register(ConsumerLagCollector(app, service))

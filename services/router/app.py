@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import metrics as bus_metrics
-from services.common.faust_app import make_app
+from services.common.faust_app import make_app, register_lag_collector
 from services.common.settings import KafkaSettings, ServiceSettings, TopicSettings
 from services.router import agents, tables
 from services.router.metrics import RouterMetrics
@@ -46,6 +46,7 @@ def create_router(
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.reload)
         if settings.metrics_port:
             bus_metrics.build_info("router")
+            register_lag_collector(app, "router")
             bus_metrics.serve(settings.metrics_port, settings.metrics_host)
 
     return Router(app=app, holder=holder, metrics=router_metrics, settings=settings)
