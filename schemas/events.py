@@ -50,10 +50,17 @@ def ack_id_for(referral_id: str, stage: AckStage | str) -> str:
     return str(uuid5(NAMESPACE_CLUEBUS, f"ack/{referral_id}/{_value(stage)}"))
 
 
-def escalation_id_for(referral_id: str, stage: DueStage | str, level: int, repeat: int) -> str:
-    """One escalation of one referral's overdue stage, at one level, the ``repeat``-th time."""
+def escalation_id_for(
+    referral_id: str, stage: DueStage | str, level: int, repeat: int, reason: str = "overdue"
+) -> str:
+    """One escalation of one referral's overdue stage, at one level, the ``repeat``-th time.
+
+    An escalation for another reason than ``overdue`` (a lead's decline) has an id
+    of its own, so it never collides with an overdue escalation of the same stage.
+    """
+    tail = "" if _value(reason) == "overdue" else f"/{_value(reason)}"
     return str(
-        uuid5(NAMESPACE_CLUEBUS, f"escalation/{referral_id}/{_value(stage)}/{level}/{repeat}")
+        uuid5(NAMESPACE_CLUEBUS, f"escalation/{referral_id}/{_value(stage)}/{level}/{repeat}{tail}")
     )
 
 
@@ -250,10 +257,10 @@ class Escalation(Event):
     def _ids_match(self) -> Escalation:
         _check_referral_id(self.referral_id, self.report_id, self.department)
         if self.escalation_id != escalation_id_for(
-            self.referral_id, self.stage_overdue, self.level, self.repeat
+            self.referral_id, self.stage_overdue, self.level, self.repeat, self.reason
         ):
             raise ValueError(
-                "escalation_id is not escalation_id_for(referral_id, stage_overdue, level, repeat)"
+                "escalation_id is not escalation_id_for(referral_id, stage_overdue, level, repeat, reason)"
             )
         return self
 

@@ -151,17 +151,24 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
     raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
-def many_reports(n: int) -> list[Any]:
-    """``n`` distinct valid reports, cycling through the v1 examples with fresh ids."""
+def many_reports(n: int, names: tuple[str, ...] = ()) -> list[Any]:
+    """``n`` distinct valid reports received now, cycling through the v1 examples (or ``names``)."""
     from schemas import parse_report
     from schemas.examples import load_examples
     from services.common.ids import uuid7
 
+    from datetime import UTC, datetime
+
     examples = list(load_examples("v1", "reports").values())
+    if names:
+        examples = [load_examples("v1", "reports")[name] for name in names]
     out = []
     for i in range(n):
         data = dict(examples[i % len(examples)])
         data["report_id"] = uuid7()
+        now = datetime.now(UTC)
+        data["received_at"] = now.isoformat()  # clocks start now, as for a report just taken in
+        data["reported_at"] = min(now, datetime.fromisoformat(data["reported_at"])).isoformat()
         data["source_ref"] = f"load-{i}-{data['report_id'][:8]}"
         out.append(parse_report(json.dumps(data)))
     return out

@@ -1,0 +1,189 @@
+"""The tracker's agent and clock.
+
+The agent takes routing decisions, acknowledgements and clock ticks for a
+report one at a time (all three topics are keyed by report id and
+co-partitioned). For each it sends the outputs (escalations, status, dead
+letters), waits for the broker to acknowledge them, and only then stores the
+new state: a crash can repeat an escalation (same deterministic id), never
+lose one. The clock never touches the table: it finds due reports in the
+index and sends a tick, which the agent handles like any other input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import Ack, DeadLetter, RoutingDecision, dump_event
+from services.common.deadletter import dead_letter, describe_error
+from services.common.faust_app import handled_events
+from services.common.logging import get_logger
+from services.tracker.index import DueIndex, Outstanding
+from services.tracker.metrics import TrackerMetrics
+from services.tracker.state import Outcome, Rejection, ReportTrack, Tracker
+from services.tracker.topics import TrackerTopics
+
+log = get_logger(__name__)
+SERVICE = "tracker"
+
+
+class TrackerIndex:
+    """The derived indexes, and which partitions they were built for."""
+
+    def __init__(self) -> None:
+        self.due = DueIndex()
+        self.outstanding = Outstanding()
+        self.partitions: frozenset[int] | None = None
+        self.ticking: dict[bytes, float] = {}  # ticks sent, not yet handled
+
+    def apply(self, key: bytes, track: ReportTrack | None, departments: list[str], when: float | None) -> None:
+        self.outstanding.update(key, track, departments)
+        self.due.schedule(key, when)
+        self.ticking.pop(key, None)
+
+    def rebuild(self, items: Any, partitions: frozenset[int], tracker: Tracker) -> int:
+        self.due.clear()
+        self.outstanding.clear()
+        self.ticking.clear()
+        count = 0
+        for key, raw in items:
+            track = ReportTrack.from_bytes(raw)
+            if track.partition not in partitions:
+                continue  # a standby copy of another worker's partition
+            self.outstanding.update(key, track, [])
+            self.due.schedule(key, tracker.next_check(track))
+            count += 1
+        self.partitions = partitions
+        return count
+
+
+def register(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex,
+             metrics: TrackerMetrics) -> None:
+    names = topics.names
+
+    async def send_dead_letter(letter: DeadLetter, reason: str) -> Any:
+        metrics.dead_letters.labels(reason=reason).inc()
+        log.warning("input dead-lettered", cause=reason, topic=letter.topic, partition=letter.partition,
+                    offset=letter.offset, dead_letter_id=letter.dead_letter_id)
+        return await topics.deadletter.send(key=None, value=dump_event(letter))
+
+    def letter_for(message: Any, rejection: Rejection) -> DeadLetter:
+        if rejection.topic is None:
+            return dead_letter(SERVICE, message, f"{rejection.reason}: {rejection.message}")
+        return DeadLetter.of(service=SERVICE, topic=rejection.topic, partition=rejection.partition or 0,
+                             offset=rejection.offset or 0, key=message.key, value=rejection.raw,
+                             error_type="Rejected", error=f"{rejection.reason}: {rejection.message}",
+                             at=datetime.now(UTC))
+
+    async def reject_input(message: Any, reason: str, exc: BaseException | str) -> None:
+        letter = dead_letter(SERVICE, message, exc if isinstance(exc, str) else exc)
+        if reason.startswith("invalid_ack") or message.topic == names.acks:
+            metrics.acks_rejected.labels(reason=reason).inc()
+        await asyncio.gather(await send_dead_letter(letter, reason))
+
+    async def handle(event: Any) -> None:
+        message = event.message
+        key, topic, now = message.key, message.topic, time.time()
+        if key is None:
+            await reject_input(message, "key_missing", "message has no key (it must be the report_id)")
+            return
+        raw_state = table.get(key)
+        track = ReportTrack.from_bytes(raw_state) if raw_state is not None else None
+        departments = list(track.refs) if track is not None else []
+
+        if topic == names.decisions:
+            try:
+                decision = RoutingDecision.model_validate_json(message.value)
+            except (ValidationError, ValueError) as exc:
+                await reject_input(message, "invalid_decision", exc)
+                return
+            if key != decision.report_id.encode():
+                await reject_input(message, "key_mismatch", "message key is not the report_id")
+                return
+            out = tracker.on_decision(track, decision, message.partition, now)
+        elif topic == names.acks:
+            try:
+                ack = Ack.model_validate_json(message.value)
+            except (ValidationError, ValueError) as exc:
+                await reject_input(message, "invalid_ack", exc)
+                return
+            if key != ack.report_id.encode():
+                await reject_input(message, "key_mismatch", "message key is not the report_id")
+                return
+            out = tracker.on_ack(track, ack, now, origin=(topic, message.partition, message.offset, message.value))
+        else:
+            out = tracker.on_tick(track, now)
+
+        if out.track is not None and out.track.partition < 0:
+            out.track.partition = message.partition
+        await emit(message, key, out)
+        if out.delete:
+            if raw_state is not None:
+                del table[key]
+        elif out.changed and out.track is not None:
+            table[key] = out.track.to_bytes()
+        metrics.apply(out.observations)
+        kept = None if out.delete else out.track
+        index.apply(key, kept, departments + (list(kept.refs) if kept else []),
+                    None if kept is None else (out.next_check if out.next_check is not None
+                                               else tracker.next_check(kept)))
+
+    async def emit(message: Any, key: bytes, out: Outcome) -> None:
+        deliveries = []
+        for escalation in out.escalations:
+            deliveries.append(await topics.escalations.send(key=key, value=dump_event(escalation)))
+            log.info("referral escalated", report_id=escalation.report_id, referral_id=escalation.referral_id,
+                     department=escalation.department, level=escalation.level, repeat=escalation.repeat,
+                     target=escalation.target, cause=escalation.reason.value)
+        if out.status is not None:
+            deliveries.append(await topics.status.send(key=key, value=dump_event(out.status)))
+        for rejection in out.rejections:
+            metrics.acks_rejected.labels(reason=rejection.reason).inc()
+            deliveries.append(await send_dead_letter(letter_for(message, rejection), rejection.reason))
+        if deliveries:
+            await asyncio.gather(*deliveries)
+
+    @app.agent(topics.inputs, name="track-referrals", concurrency=1)
+    async def track_referrals(stream: Any) -> None:
+        async for event in handled_events(stream):
+            try:
+                await handle(event)
+            except Exception as exc:  # one bad input never stops the tracker
+                log.exception("unexpected error; input dead-lettered", topic=event.message.topic,
+                              partition=event.message.partition, offset=event.message.offset)
+                error_type, error = describe_error(exc)
+                await reject_input(event.message, "internal_error", f"{error_type}: {error}")
+
+
+def register_clock(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex,
+                   interval: float) -> None:
+    names = topics.names
+
+    def owned_partitions() -> frozenset[int] | None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return None
+        return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.decisions)
+
+    @app.timer(interval)
+    async def clock() -> None:
+        partitions = owned_partitions()
+        if partitions is None:
+            return
+        if partitions != index.partitions:
+            started = time.perf_counter()
+            count = index.rebuild(table.items(), partitions, tracker)
+            log.info("tracker index rebuilt", partitions=sorted(partitions), reports=count,
+                     referrals_open=len(index.outstanding), seconds=round(time.perf_counter() - started, 3))
+        now = time.time()
+        for key, sent in list(index.ticking.items()):
+            if now - sent > 30:  # a tick that never came back (lost in a crash): ask again
+                index.ticking.pop(key)
+                index.due.schedule(key, now)
+        for key in index.due.pop_due(now):
+            index.ticking[key] = now
+            await topics.ticks.send(key=key, value=json.dumps({"report_id": key.decode(), "at": now}).encode())
