@@ -19,7 +19,6 @@ from services.common.kafka import faust_broker_credentials
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings, TopicSettings
 
-
 log = get_logger(__name__)
 
 

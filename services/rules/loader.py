@@ -326,7 +326,8 @@ def parse_rules(text: str, source_name: str = "routing_rules.toml") -> CompiledR
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise RulesError(source_name, [(int(match.group(1)) if match else None, "", f"not valid TOML: {exc}")]) from None
+        line = int(match.group(1)) if match else None
+        raise RulesError(source_name, [(line, "", f"not valid TOML: {exc}")]) from None
     entries = key_lines(text)
     try:
         spec = RulesFile.model_validate(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from schemas import REPORT_MODELS, Sensitivity, field_paths, sensitive_fields
@@ -22,12 +22,12 @@ KeepTree = dict[str, Any]  # value True = keep the whole branch, dict = keep som
 DNA_PATTERN = re.compile(r"dna|genetic|biometric|fingerprint|iris|face_?print|voiceprint", re.I)
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_paths(source: Source) -> frozenset[str]:
     return frozenset(field_paths(REPORT_MODELS[source]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_leaves(source: Source) -> frozenset[str]:
     """Paths of a source schema that have no children."""
     paths = schema_paths(source)

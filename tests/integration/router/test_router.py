@@ -85,7 +85,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_reports_still_rou
         (bus.report("school"), b"k1", b"{not json"),
         (bus.report("school"), b"k2", json.dumps({"hello": "world"}).encode()),
         (bus.report("labour"), b"not-the-report-id", EXAMPLES[2].model_dump_json().encode()),
-        ("%s" % bus.report("venue") if wrong_topic.source.value != "venue" else bus.report("school"),
+        (bus.report("venue") if wrong_topic.source.value != "venue" else bus.report("school"),
          wrong_topic.report_id.encode(), wrong_topic.model_dump_json().encode()),
     ]
     produce(kafka_bootstrap, [*poison, *report_records(bus, [good])])

@@ -28,7 +28,8 @@ def short_clocks(rules_file):
     text = re.sub(r'^completed = "[^"]+"', 'completed = "1h"', text, flags=re.M)
     text = text.replace('after = "2h"', 'after = "4s"').replace('after = "30m"', 'after = "2s"')
     text = text.replace('{ after = "2h", to = "joint_meeting" }', '{ after = "4s", to = "joint_meeting" }')
-    text = text.replace('{ after = "30m", to = "police.command_centre" }', '{ after = "2s", to = "police.command_centre" }')
+    text = text.replace('{ after = "30m", to = "police.command_centre" }',
+                        '{ after = "2s", to = "police.command_centre" }')
     # Office hours would stop the clocks at night: run the test clocks around the clock.
     text = text.replace('[defaults]\ncalendar = "office"', '[defaults]\ncalendar = "always"')
     rules_file.write_text(text)
@@ -88,7 +89,7 @@ def test_each_stage_moves_the_histogram_and_gauges_by_exactly_one(
     for stage, extra in steps:
         before = hist_count(tracker.port, "police", stage)
         send_acks(kafka_bootstrap, bus, [ack_for(decision, "police", stage, **extra)])
-        wait_until(lambda: hist_count(tracker.port, "police", stage) == before + 1, 30)
+        wait_until(lambda s=stage, b=before: hist_count(tracker.port, "police", s) == b + 1, 30)
         assert outstanding(tracker.port, "police", previous) == 0
         if waiting[stage]:
             assert outstanding(tracker.port, "police", waiting[stage]) == 1

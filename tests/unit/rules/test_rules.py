@@ -7,7 +7,7 @@ from textwrap import dedent
 import pytest
 from hypothesis import given, settings
 
-from schemas import Priority, Role, SUBMISSION_MODELS, Source, make_report
+from schemas import SUBMISSION_MODELS, Priority, Role, Source, make_report
 from schemas.examples import load_examples
 from services.common.ids import uuid7
 from services.rules import Facts, RulesError, load_rules, parse_rules
@@ -214,7 +214,8 @@ def test_bad_rules_are_rejected_with_line_and_reason(tree, line, message):
 @pytest.mark.parametrize(
     "patch, message",
     [
-        (('fields = ["subjects.age_band", "details.*"]', 'fields = ["subjects.shoe_size"]'), "unknown field 'subjects.shoe_size'"),
+        (('fields = ["subjects.age_band", "details.*"]', 'fields = ["subjects.shoe_size"]'),
+         "unknown field 'subjects.shoe_size'"),
         (('fields = ["subjects.age_band", "details.*"]', 'fields = ["@nope"]'), "unknown field set '@nope'"),
         (('calendar = "office"', 'calendar = "weekends"'), "unknown calendar 'weekends'"),
         (('to = "joint_meeting" }', 'to = "mayor" }'), "unknown department in target 'mayor'"),
@@ -324,8 +325,9 @@ def test_child_trafficking_requires_a_police_case_owner_and_is_critical():
 
 
 def _report(name):
-    from schemas import parse_report
     import json
+
+    from schemas import parse_report
 
     return parse_report(json.dumps(REPORTS[name]))
 
