@@ -40,6 +40,7 @@ from schemas import (
     Stage,
     escalation_id_for,
 )
+from schemas.lifecycle import ack_refusal
 from services.rules import CompiledRules
 
 STATE_VERSION = 1
@@ -53,7 +54,6 @@ WAITING_ON: dict[str, str | None] = {
 }
 DUE_INDEX = {"received": 0, "decided": 1, "completed": 2}
 OPEN_STAGES = ("routed", "received", "accepted")
-_RANK = {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}
 _intern = sys.intern
 
 
@@ -288,14 +288,9 @@ class Tracker:
         stage, new = ref.stage, ack.stage.value
         if stage == new:
             return  # repeated acknowledgement: idempotent
-        if stage in ("declined", "completed"):
-            return reject("referral_closed", f"referral is already {stage}; cannot record {new}")
-        if _RANK[new] <= _RANK[stage]:  # e.g. received after accepted, declined after accepted
-            return reject("stage_backwards", f"referral is {stage}; {new} would go back")
-        if new == "completed" and stage != "accepted":
-            return reject("not_accepted", "a referral is completed only after it was accepted")
-        if new == "accepted" and ref.case_owner_required and not ack.case_owner:
-            return reject("case_owner_required", "this referral's acceptance must name a case owner")
+        refusal = ack_refusal(stage, new, case_owner_required=ref.case_owner_required, case_owner=ack.case_owner)
+        if refusal is not None:
+            return reject(*refusal)
 
         at = min(max(ts(ack.at), track.routed_at), now + self.policy.future_skew_s)
         ref.stage, ref.stage_at = _intern(new), at
