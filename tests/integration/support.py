@@ -153,11 +153,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
 
 def many_reports(n: int, names: tuple[str, ...] = ()) -> list[Any]:
     """``n`` distinct valid reports received now, cycling through the v1 examples (or ``names``)."""
+    from datetime import UTC, datetime
+
     from schemas import parse_report
     from schemas.examples import load_examples
     from services.common.ids import uuid7
-
-    from datetime import UTC, datetime
 
     examples = list(load_examples("v1", "reports").values())
     if names:

@@ -1,0 +1,1 @@
+"""Department inboxes: receive referrals, acknowledge them (kafka-python)."""
