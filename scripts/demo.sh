@@ -9,9 +9,4 @@ PORT=${CLUEBUS_DEMO_PORT:-9092}
 .venv/bin/cluebus kafka up --port "$PORT"
 export CLUEBUS_KAFKA_BOOTSTRAP="127.0.0.1:$PORT"
 .venv/bin/cluebus topics ensure
-if .venv/bin/cluebus demo --help >/dev/null 2>&1; then
-  .venv/bin/cluebus demo
-else
-  echo "demo: Kafka is up at $CLUEBUS_KAFKA_BOOTSTRAP with every topic of the bus:"
-  .venv/bin/cluebus topics list
-fi
+.venv/bin/cluebus demo "$@"

@@ -1,0 +1,199 @@
+"""`cluebus demo`: run the whole bus locally and walk through one day of reports.
+
+Starts the five adapters, the router and the tracker as separate processes,
+posts one report from each sector through its adapter (as a departmental
+system would), shows who each report was routed to, lets the police work its
+inbox (receive, accept with a case owner, complete), and shows the status fed
+back to the reporting hospital. Needs a running Kafka (`cluebus kafka up`) and
+the topics (`cluebus topics ensure`); `make demo` does both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+from services.common import settings as cfg
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ("hospital", "school", "labour", "marriage", "venue")
+EXAMPLES = REPO / "deploy" / "adapters" / "examples"
+DEMO_TOKENS = REPO / "deploy" / "adapters" / "demo-tokens.toml"
+ADAPTER_PORTS = {"hospital": 8101, "school": 8102, "labour": 8103, "marriage": 8104, "venue": 8105}
+
+
+def _say(text: str = "") -> None:
+    click.echo(text)
+
+
+class Processes:
+    """The services of the demo, each its own process with a log file."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str, **extra_env: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "services", *args], env={**self.env, **extra_env}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+        )
+
+    def check(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise click.ClickException(f"{name} stopped (exit {proc.returncode}); see {self.log_dir / name}.log")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait(predicate, what: str, procs: Processes, timeout: float = 90.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - services are still starting
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise click.ClickException(f"timed out waiting for {what}; logs are in {procs.log_dir}")
+
+
+@click.command("demo")
+@click.option("--keep-running", is_flag=True, help="Leave the services running after the walkthrough.")
+def demo_command(keep_running: bool) -> None:
+    """Run the whole bus locally with a short walkthrough."""
+    import httpx
+
+    from services.common.logging import configure
+
+    configure(level="warning", fmt="console")  # the walkthrough speaks; the services log to files
+    kafka = cfg.load(cfg.KafkaSettings)
+    topics = cfg.load(cfg.TopicSettings)
+    state = REPO / ".run" / "demo"
+    env = {
+        **os.environ,
+        "CLUEBUS_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "CLUEBUS_STATE_DIR": str(state / "state"),
+        "CLUEBUS_RULES_FILE": str(REPO / "routing_rules.toml"),
+        "CLUEBUS_ADAPTER_TOKENS_FILE": str(DEMO_TOKENS),
+        "CLUEBUS_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    procs = Processes(state / "logs", env)
+    _say(f"cluebus demo: Kafka at {kafka.bootstrap}, topics under '{topics.prefix}', logs in {procs.log_dir}")
+    try:
+        procs.start("router", "router", "--metrics-port", "9301")
+        procs.start("tracker", "tracker", "--metrics-port", "9302")
+        for source in SOURCES:
+            procs.start(f"adapter-{source}", "adapter", source)
+        client = httpx.Client(timeout=10)
+        for source in SOURCES:
+            _wait(lambda s=source: client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
+                  f"the {source} adapter", procs)
+        _say("services up: 5 adapters (8101-8105), router (metrics 9301), tracker (metrics 9302)\n")
+
+        _say("1. Each sector's system posts a report to its adapter:")
+        receipts = {}
+        for source in SOURCES:
+            body = json.loads((EXAMPLES / f"{source}.json").read_text())
+            body["source_ref"] = f"demo-{source}-{uuid.uuid4().hex[:8]}"
+            answer = client.post(f"http://127.0.0.1:{ADAPTER_PORTS[source]}/v1/reports", json=body,
+                                 headers={"Authorization": f"Bearer demo-{source}-token"})
+            if answer.status_code != 202:
+                raise click.ClickException(f"{source} adapter answered {answer.status_code}: {answer.text}")
+            receipts[source] = (answer.json()["report_id"], body["category"])
+            _say(f"   {source:<9} {body['category']:<30} 202 Accepted, report {receipts[source][0]}")
+
+        _say("\n2. The router forwards each report to the departments that must act:")
+        statuses = {}
+        for source, (report_id, _category) in receipts.items():
+            def routed(s=source, r=report_id):  # type: ignore[no-untyped-def]
+                view = client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/v1/reports/{r}",
+                                  headers={"Authorization": f"Bearer demo-{s}-token"}).json()
+                return view if view.get("status") else None
+
+            statuses[source] = _wait(routed, f"the routing of the {source} report", procs)
+            departments = ", ".join(
+                f"{d['department']} ({d['role']})" for d in statuses[source]["status"]["departments"]
+            )
+            _say(f"   {source:<9} -> {departments}")
+
+        _say("\n3. The police work their inbox (`cluebus inbox police ...`):")
+        _police_inbox(kafka, topics, state, receipts["hospital"][0], procs)
+
+        _say("\n4. The hospital sees where its report stands (GET /v1/reports/{id}):")
+        hospital_id = receipts["hospital"][0]
+
+        def police_done():  # type: ignore[no-untyped-def]
+            view = client.get(f"http://127.0.0.1:8101/v1/reports/{hospital_id}",
+                              headers={"Authorization": "Bearer demo-hospital-token"}).json()
+            police = [d for d in view["status"]["departments"] if d["department"] == "police"]
+            return view if police and police[0]["stage"] == "completed" else None
+
+        view = _wait(police_done, "the police's completion to reach the hospital", procs)
+        for d in view["status"]["departments"]:
+            extra = f", outcome {d['outcome_code']}" if d.get("outcome_code") else ""
+            _say(f"   {d['department']:<20} {d['stage']}{extra}")
+
+        _say("\n5. Administrators watch acknowledgement delays (http://127.0.0.1:9302/metrics):")
+        metrics = client.get("http://127.0.0.1:9302/metrics").text
+        for line in metrics.splitlines():
+            if line.startswith(("cluebus_referrals_outstanding{department=\"police\"",
+                                "cluebus_ack_delay_seconds_count{department=\"police\"")):
+                _say(f"   {line}")
+        _say("\nDone. Try: .venv/bin/cluebus rules explain schemas/examples/v1/reports/school-missing_child.json")
+        if keep_running:
+            _say("Services keep running; stop them with Ctrl-C.")
+            while True:
+                procs.check()
+                time.sleep(2)
+    finally:
+        if not keep_running:
+            procs.stop()
+
+
+def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]
+    from services.inbox.client import DepartmentInbox
+
+    inbox = DepartmentInbox(kafka, topics, "police", store=state / "inbox-police.sqlite3", user="officer.0042",
+                            rules_file=REPO / "routing_rules.toml")
+    try:
+        def mine():  # type: ignore[no-untyped-def]
+            inbox.sync(timeout_s=2)
+            return [p for p in inbox.pending() if p.report_id == report_id]
+
+        (item,) = _wait(mine, "the hospital report in the police inbox", procs)[:1]
+        _say(f"   received automatically: referral {item.referral_id} ({item.category}, {item.priority})")
+        owner = {"case_owner": "inspector.0007"} if item.case_owner_required else {}
+        inbox.accept(item.referral_id, **owner)
+        _say(f"   accepted{' with case owner inspector.0007' if owner else ''}")
+        inbox.complete(item.referral_id, "case_opened", "Case opened; victim referred to the women's federation.")
+        _say("   completed with outcome: case_opened")
+    finally:
+        inbox.close()
+
+
+COMMANDS = [demo_command]
