@@ -20,6 +20,7 @@ def test_two_workers_route_every_report_once_per_referral_id_across_rebalances(
         referral_id_for(r.report_id, p.department)
         for r in reports for p in rules.plan(r, r.received_at).referrals
     }
+    metrics_b = free_port()
     first = services("router-a", ["router", "--metrics-port", str(free_port())], service_env)
 
     def steady_load() -> None:
@@ -33,7 +34,7 @@ def test_two_workers_route_every_report_once_per_referral_id_across_rebalances(
     loader.start()
     time.sleep(3)
     # Rebalance 1: a second worker joins and takes some partitions.
-    second = services("router-b", ["router", "--metrics-port", str(free_port())], service_env)
+    second = services("router-b", ["router", "--metrics-port", str(metrics_b)], service_env)
     second.wait_for("report routed", timeout=60)
     # Rebalance 2: the first worker dies without a goodbye; its partitions move.
     first.kill()
@@ -49,5 +50,23 @@ def test_two_workers_route_every_report_once_per_referral_id_across_rebalances(
     routed_by = {s.name: sum(1 for x in s.lines() if x.get("event") == "report routed") for s in (first, second)}
     print(f"referrals expected={len(expected)} received={len(ids)} unique={len(set(ids))} "
           f"duplicates={len(ids) - len(set(ids))} missing={len(expected - set(ids))} routed_by={routed_by}")
-    assert set(ids) == expected  # none missing; duplicates only ever repeat a known referral id
+    missing_reports = {r.report_id for r in reports} - {
+        Referral.model_validate_json(m.value).report_id for m in messages}
+    assert set(ids) == expected, diagnosis(second, metrics_b, len(missing_reports))  # none missing
     assert routed_by["router-a"] > 0 and routed_by["router-b"] > 0
+
+
+def diagnosis(survivor, metrics_port: int, missing_reports: int) -> str:
+    """What the surviving worker was doing, for a failure seen only in CI's output."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        lag = "\n".join(x for x in text.splitlines()
+                        if x.startswith("cluebus_consumer_lag_messages") and "reports" in x)
+    except OSError as exc:
+        lag = f"(no metrics: {exc})"
+    notable = [x for x in survivor.lines()
+               if x.get("level") in ("warning", "error", "critical") or "rebalanc" in str(x.get("event", "")).lower()]
+    return (f"{missing_reports} reports never routed\nrouter-b lag:\n{lag}\nrouter-b warnings/rebalances:\n"
+            + "\n".join(str(x)[:300] for x in notable[-40:]) + f"\nrouter-b tail:\n{survivor.tail(30)}")
