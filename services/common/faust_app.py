@@ -49,8 +49,10 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
     * never commits a partition unless the next offset to commit (the
       committed offset, or the first offset fetched since the last seek) has
       been acknowledged;
-    * seeks a partition back to its committed offset when records wait past
-      it and the commit has not moved for ``stall_seconds``.
+    * seeks a partition back to its committed offset (or the start of the log
+      when nothing was committed) and fetches it again when records wait past
+      it (by the broker's end offset) and the commit has not moved for
+      ``stall_seconds``.
 
     Events after a replayed one are processed again; the services are
     idempotent, so the guarantee is at-least-once with nothing lost.
@@ -154,24 +156,41 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
             if self.app.rebalancing or not self.app.flow_control.is_active():
                 seen.clear()
                 continue
-            now = time.monotonic()
-            for tp in self.assignment():
-                if tp.topic not in self.guarded_topics:
-                    continue
-                committed = self._committed_offset[tp]
-                highwater = self.highwater(tp)
-                if committed is None or highwater is None or committed >= highwater:
-                    seen.pop(tp, None)
-                    continue
-                last = seen.get(tp)
-                if last is None or last[0] != committed:
-                    seen[tp] = (committed, now)
-                elif now - last[1] > self.stall_seconds:
-                    log.warning("partition stalled at its committed offset; seeking back",
-                                topic=tp.topic, partition=tp.partition, committed=committed,
-                                highwater=highwater)
-                    seen[tp] = (committed, now)
-                    await self.seek(tp, committed)
+            try:
+                await self._unstall(seen)
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive a broker hiccup
+                log.debug("stall check skipped", error=type(exc).__name__)
+
+    async def _unstall(self, seen: dict[Any, tuple[int, float]]) -> None:
+        tps = [tp for tp in self.assignment() if tp.topic in self.guarded_topics]
+        if not tps:
+            return
+        # Ask the broker: a partition that is never fetched has no high-water mark in the
+        # consumer, and one never committed has no committed offset; both can stall.
+        ends = await self.highwaters(*tps)
+        uncommitted = [tp for tp in tps if self._committed_offset[tp] is None]
+        starts = await self.earliest_offsets(*uncommitted) if uncommitted else {}
+        now = time.monotonic()
+        for tp in tps:
+            committed = self._committed_offset[tp]
+            position = committed if committed is not None else starts.get(tp)
+            end = ends.get(tp)
+            if position is None or end is None or position >= end:
+                seen.pop(tp, None)
+                continue
+            last = seen.get(tp)
+            if last is None or last[0] != position:
+                seen[tp] = (position, now)
+            elif now - last[1] > self.stall_seconds:
+                log.warning("partition stalled at its committed offset; seeking back",
+                            topic=tp.topic, partition=tp.partition, committed=position, highwater=end)
+                seen[tp] = (position, now)
+                # faust drops a partition from its fetch set while its buffer is full and may
+                # never add it back after a rebalance; fetch it again unless faust paused it.
+                self._buffered_partitions.discard(tp)
+                if tp not in self._paused_partitions:
+                    self._get_active_partitions().add(tp)
+                await self.seek(tp, position)
 
 
 async def handled_events(stream: Any) -> Any:
