@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -42,6 +47,19 @@ def test_dockerfile_copies_paths_that_exist():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), source
+
+
+@pytest.mark.prometheus
+def test_compose_prometheus_config_is_valid_with_the_shipped_alerts(tmp_path: Path):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/setup.sh (installs Debian's prometheus package)"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["prometheus"]["volumes"]}
+    for target, source in mounts.items():
+        shutil.copy(REPO / "deploy" / source, tmp_path / Path(target).name)
+    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
 
 
 def test_systemd_units_start_real_commands():
