@@ -8,30 +8,13 @@ from pathlib import Path
 import click
 
 from services.common import settings as cfg
-
-
-class UserError(click.ClickException):
-    """An error the user can fix; printed as one line, no traceback."""
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"cluebus: error: {self.format_message()}", err=True)
+from services.common.cli_errors import friendly
 
 
 def _friendly(func):  # type: ignore[no-untyped-def]
-    """Turn configuration and connection errors into one-line messages."""
-    import functools
-
-    from services.common.kafka import KafkaUnavailable
     from services.devkafka.broker import LauncherError
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args, **kwargs)
-        except (LauncherError, KafkaUnavailable, ValueError, OSError) as exc:
-            raise UserError(str(exc)) from None
-
-    return wrapper
+    return friendly(LauncherError)(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

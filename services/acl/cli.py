@@ -11,37 +11,18 @@ principal's SCRAM-SHA-512 credential from secrets outside the repository (see
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
 from services.common import settings as cfg
-
-
-class AclCommandError(click.ClickException):
-    """One-line error, no traceback."""
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"cluebus: error: {self.format_message()}", err=True)
+from services.common.cli_errors import UserError, friendly
 
 
 def _friendly(func):  # type: ignore[no-untyped-def]
-    from kafka.errors import KafkaError
-
     from services.acl.kafka_acls import AclError
-    from services.common.kafka import KafkaUnavailable
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args, **kwargs)
-        except (AclError, KafkaUnavailable, ValueError, OSError) as exc:
-            raise AclCommandError(str(exc)) from None
-        except KafkaError as exc:
-            raise AclCommandError(f"Kafka refused: {type(exc).__name__}: {exc}") from None
-
-    return wrapper
+    return friendly(AclError)(func)
 
 
 _rules_option = click.option(
@@ -165,13 +146,13 @@ def acl_users(rules_file: Path | None, secrets_dir: Path | None, only: tuple[str
     principals = all_principals(department_ids(rules_file or service.rules_file))
     unknown = sorted(set(only) - set(principals))
     if unknown:
-        raise AclCommandError(f"not principals of the bus: {', '.join(unknown)}")
+        raise UserError(f"not principals of the bus: {', '.join(unknown)}")
     chosen = sorted(set(only)) if only else principals
     source = SecretSource(directory=secrets_dir)
     passwords, result = resolve_passwords(chosen, source, generate_missing=generate_missing)
     if result.missing and not skip_missing:
         where = f"{source.directory}/<principal>.password or " if source.directory else ""
-        raise AclCommandError(
+        raise UserError(
             f"no secret for {', '.join(result.missing)} (looked in {where}"
             f"{env_name('<principal>')}); nothing changed. Use --generate-missing or --skip-missing"
         )

@@ -344,3 +344,37 @@ def register_lag_collector(app: faust.App, service: str) -> None:
     from prometheus_client import REGISTRY
 
     REGISTRY.register(ConsumerLagCollector(app, service))
+
+
+def add_operations(
+    app: faust.App,
+    holder: Any,
+    *,
+    service: str,
+    reload_interval_s: float,
+    metrics_port: int,
+    metrics_host: str,
+    collectors: tuple[Any, ...] = (),
+) -> None:
+    """What every faust service runs beside its agents: rules reload (file change or
+    SIGHUP) and, unless the port is 0, ``/metrics`` with build info and consumer lag."""
+
+    @app.timer(reload_interval_s)
+    async def watch_rules_file() -> None:
+        holder.reload_if_changed()
+
+    @app.task
+    async def on_start() -> None:
+        import signal
+
+        from prometheus_client import REGISTRY
+
+        from services.common import metrics as bus_metrics
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.reload)
+        if metrics_port:
+            bus_metrics.build_info(service)
+            register_lag_collector(app, service)
+            for collector in collectors:
+                REGISTRY.register(collector)
+            bus_metrics.serve(metrics_port, metrics_host)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import metrics as bus_metrics
-from services.common.faust_app import make_app, register_lag_collector
+from services.common.faust_app import add_operations, make_app
 from services.common.settings import KafkaSettings, ServiceSettings, TopicSettings
 from services.router import agents, tables
 from services.router.metrics import RouterMetrics
@@ -37,16 +34,6 @@ def create_router(
     router_metrics = RouterMetrics()
     agents.register(app, topics, seen, holder, router_metrics)
 
-    @app.timer(settings.reload_interval_s)
-    async def watch_rules_file() -> None:
-        holder.reload_if_changed()
-
-    @app.task
-    async def on_start() -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.reload)
-        if settings.metrics_port:
-            bus_metrics.build_info("router")
-            register_lag_collector(app, "router")
-            bus_metrics.serve(settings.metrics_port, settings.metrics_host)
-
+    add_operations(app, holder, service="router", reload_interval_s=settings.reload_interval_s,
+                   metrics_port=settings.metrics_port, metrics_host=settings.metrics_host)
     return Router(app=app, holder=holder, metrics=router_metrics, settings=settings)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import REGISTRY
-
-from services.common import metrics as bus_metrics
-from services.common.faust_app import make_app, register_lag_collector
+from services.common.faust_app import add_operations, make_app
 from services.common.settings import KafkaSettings, ServiceSettings, TopicSettings
 from services.rules.reload import RulesHolder
 from services.tracker import agents, tables
@@ -44,18 +39,9 @@ def create_tracker(
     agents.register(app, topics, table, tracker, index, metrics)
     agents.register_clock(app, topics, table, tracker, index, settings.tick_interval_s)
 
-    @app.timer(settings.reload_interval_s)
-    async def watch_rules_file() -> None:
-        holder.reload_if_changed()
-
-    @app.task
-    async def on_start() -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, holder.reload)
-        if settings.metrics_port:
-            bus_metrics.build_info("tracker")
-            register_lag_collector(app, "tracker")
-            # Until the index is built for this worker's partitions, gauges stay empty, not wrong.
-            REGISTRY.register(OutstandingCollector(lambda: index.outstanding if index.partitions is not None else None))
-            bus_metrics.serve(settings.metrics_port, settings.metrics_host)
+    # Until the index is built for this worker's partitions, gauges stay empty, not wrong.
+    outstanding = OutstandingCollector(lambda: index.outstanding if index.partitions is not None else None)
+    add_operations(app, holder, service="tracker", reload_interval_s=settings.reload_interval_s,
+                   metrics_port=settings.metrics_port, metrics_host=settings.metrics_host, collectors=(outstanding,))
 
     return TrackerService(app=app, holder=holder, tracker=tracker, index=index)
