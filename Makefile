@@ -1,5 +1,5 @@
 # The two commands a new machine needs: `make demo` and `make test`.
-.PHONY: setup demo test unit lint schemas clean
+.PHONY: setup demo test unit lint schemas clean bench
 
 setup:            ## install Python deps, Java/Maven and prometheus if missing
 	scripts/setup.sh
@@ -21,3 +21,6 @@ schemas:          ## regenerate JSON Schema and AsyncAPI files
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis
+
+bench:            ## every benchmark against the local broker (make test's port); bench/results/summary.md
+	.venv/bin/python bench/run.py

@@ -85,9 +85,10 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--bootstrap", default=os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
     args = parser.parse_args()
 
-    bootstrap = os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    bootstrap = args.bootstrap
     topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=3)
     rules = load_rules(REPO / "routing_rules.toml")
     ensure_topics(KafkaSettings(bootstrap=bootstrap), topic_specs(topics, rules.departments))

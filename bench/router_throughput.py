@@ -1,0 +1,320 @@
+"""Router throughput against the raw aiokafka passthrough on the same broker (target: ratio >= 0.3).
+
+    .venv/bin/python bench/router_throughput.py [--reports 3000] [--no-tracker] [--profile separate|off]
+
+Under a fresh topic prefix it pre-loads N valid reports (cycling the v1
+examples) onto the report topics, then starts ``cluebus router`` (and, by
+default, ``cluebus tracker``, so tracking runs as in production) and times the
+span from the first referral on a referral topic until every expected referral
+is there (expected = the referrals ``route_report`` gives for each report).
+Progress is read from the topics' end offsets, so the measuring side costs
+next to nothing. Side by side, in the same invocation, it runs the baseline's
+aiokafka passthrough over the same number of 1 KB events and reports
+router reports/s / passthrough events/s.
+
+With ``--profile separate`` it then repeats the run on another fresh prefix
+with ``py-spy record --nonblocking`` attached to the router and keeps the top
+functions by cumulative and by own time ("where the time goes").
+Writes ``bench/results/router_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kafka_baseline as kb
+
+REPO = kb.REPO
+RESULTS = REPO / "bench" / "results" / "router_throughput.json"
+CLUEBUS = str(REPO / ".venv" / "bin" / "cluebus")
+PYSPY = REPO / ".venv" / "bin" / "py-spy"
+RULES_FILE = REPO / "routing_rules.toml"
+
+
+def service_env(bootstrap: str, prefix: str, state_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLUEBUS_KAFKA_BOOTSTRAP": bootstrap,
+        "CLUEBUS_TOPICS_PREFIX": prefix,
+        "CLUEBUS_TOPICS_PARTITIONS": str(kb.PARTITIONS),
+        "CLUEBUS_STATE_DIR": str(state_dir),
+        "CLUEBUS_RULES_FILE": str(RULES_FILE),
+        "CLUEBUS_LOG_LEVEL": "warning",
+        "CLUEBUS_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "ab") as log:
+        return subprocess.Popen([CLUEBUS, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def make_bus(bootstrap: str, prefix: str) -> tuple[Any, Any, Any]:
+    """Topics of the bus under ``prefix``; returns (names, rules, kafka settings)."""
+    from services.common.settings import KafkaSettings, TopicSettings
+    from services.common.topic_admin import ensure_topics, topic_specs
+    from services.rules import load_rules
+
+    rules = load_rules(RULES_FILE)
+    kafka = KafkaSettings(bootstrap=bootstrap)
+    topics = TopicSettings(prefix=prefix, partitions=kb.PARTITIONS)
+    ensure_topics(kafka, topic_specs(topics, rules.departments))
+    return topics.names, rules, kafka
+
+
+def referral_topic(names: Any, rules: Any, department: str) -> str:
+    return rules.departments[department].topic or names.referral(department)
+
+
+class EndOffsets:
+    """Sum of end offsets over some topics: how many records they hold, read cheaply."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self.partitions = [TopicPartition(t, p) for t in topics for p in range(kb.PARTITIONS)]
+
+    def total(self) -> int:
+        return sum(self.consumer.end_offsets(self.partitions).values())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]:
+    """A fresh bus holding n reports; returns (prefix, names, expected referrals per topic, total, bytes)."""
+    from services.router.routing import route_report
+    from tests.integration.support import many_reports, produce
+
+    prefix = kb.fresh_prefix()
+    names, rules, _ = make_bus(bootstrap, prefix)
+    reports = many_reports(n)
+    now = datetime.now(UTC)
+    expected: Counter[str] = Counter()
+    for r in reports:
+        for referral in route_report(rules, r, now).referrals:
+            expected[referral_topic(names, rules, referral.department)] += 1
+    values = [(names.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
+    produce(bootstrap, values)
+    return prefix, names, dict(expected), sum(expected.values()), sum(len(v) for _, _, v in values)
+
+
+def run_router(bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Path | None = None,
+               timeout: float = 180.0) -> dict[str, Any]:
+    prefix, names, expected, total, value_bytes = preload(bootstrap, n)
+    env = service_env(bootstrap, prefix, work / prefix / "state")
+    logs = work / prefix / "logs"
+    offsets = EndOffsets(bootstrap, sorted(expected))
+    deadletters = EndOffsets(bootstrap, [names.deadletter])
+    procs = []
+    spy = None
+    try:
+        if tracker:
+            procs.append(start("tracker", ["tracker", "--metrics-port", "0"], env, logs))
+        launched = time.monotonic()
+        router = start("router", ["router", "--metrics-port", "0"], env, logs)
+        procs.append(router)
+        first = None
+        seen = 0
+        cpu_at_first: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = offsets.total()
+            now = time.monotonic()
+            if seen and first is None:
+                first = now
+                cpu_at_first = cpu_seconds(procs)
+                if profile_to is not None:  # attached at the first referral: the profile skips start-up
+                    spy = subprocess.Popen(
+                        [str(PYSPY), "record", "--pid", str(router.pid), "--nonblocking", "--rate", "100",
+                         "--format", "raw", "--output", str(profile_to)],
+                        stdout=subprocess.DEVNULL, stderr=open(logs / "py-spy.log", "wb"))  # noqa: SIM115
+            if seen >= total:
+                break
+            if router.poll() is not None:
+                raise SystemExit(f"router exited ({router.returncode}); see {logs}/router.log")
+            time.sleep(0.05)
+        done = time.monotonic()
+        cpu_at_done = cpu_seconds(procs)
+        dead = deadletters.total()
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            try:
+                spy.wait(60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        for proc in reversed(procs):
+            stop(proc)
+        offsets.close()
+        deadletters.close()
+    seconds = done - (first or done)
+    busy = {name: round((cpu_at_done.get(name, 0.0) - cpu_at_first.get(name, 0.0)) / max(seconds, 1e-9), 2)
+            for name in cpu_at_done}
+    # The first referral marks the end of start-up; its own report is counted, the spread of
+    # the polling interval (50 ms) is small next to the run.
+    return {
+        "prefix": prefix,
+        "reports": n,
+        "report_bytes_mean": round(value_bytes / n),
+        "referrals_expected": total,
+        "referrals_seen": seen,
+        "complete": seen >= total,
+        "dead_letters": dead,
+        "startup_s": round((first or done) - launched, 2),
+        "seconds": round(seconds, 3),
+        "reports_per_s": round(n * min(1.0, seen / total) / max(seconds, 1e-9), 1),
+        "referrals_per_s": round(seen / max(seconds, 1e-9), 1),
+        "fan_out": round(total / n, 2),
+        "tracker": tracker,
+        "cpu_cores_busy": busy,  # CPU seconds per wall second over the timed span, per process
+    }
+
+
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """User + system CPU seconds of each service process so far (from /proc)."""
+    out = {}
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[proc.args[1]] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+# Frames every sample passes through (entry point, click, event loop, worker): left out of the
+# cumulative list, where they would fill the top places and say nothing.
+PLUMBING = ("click/", "asyncio/", "mode/worker.py", "selectors.py", "runpy.py", "<frozen", "bin/cluebus",
+            "services/cli.py", "services/__main__.py", "services/router/cli.py")
+
+
+def top_functions(raw: Path, limit: int = 15) -> dict[str, Any]:
+    """Top functions by cumulative and by own samples from py-spy's collapsed stacks."""
+    cumulative: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = []
+        for frame in stack.split(";")[1:]:  # the first element names the thread
+            name, _, where = frame.rpartition(" (")
+            file = where.rsplit(":", 1)[0].rstrip(")")
+            if "/site-packages/" in file:
+                file = file.split("/site-packages/", 1)[1]
+            elif str(REPO) in file:
+                file = file.split(str(REPO) + "/", 1)[1]
+            frames.append(f"{name or frame} ({file})")
+        for f in set(frames):  # once per sample, however deep the recursion
+            if not any(p in f for p in PLUMBING) and "run_worker" not in f:
+                cumulative[f] += count
+        if frames:
+            own[frames[-1]] += count
+
+    def rows(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [{"function": f, "samples": c, "percent": round(100 * c / max(samples, 1), 1)}
+                for f, c in counter.most_common(limit)]
+
+    return {"samples": samples, "cumulative_excludes": [*PLUMBING, "run_worker"],
+            "top_cumulative": rows(cumulative), "top_own": rows(own)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=3000)
+    parser.add_argument("--no-tracker", dest="tracker", action="store_false")
+    parser.add_argument("--profile", choices=("separate", "off"), default="separate")
+    parser.add_argument("--profile-reports", type=int, default=None, help="default: --reports")
+    parser.add_argument("--bootstrap", default=kb.DEFAULT_BOOTSTRAP)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if not kb.kafka_reachable(args.bootstrap):
+        raise SystemExit(f"no broker at {args.bootstrap}")
+
+    work = Path(tempfile.mkdtemp(prefix="cluebus-bench-router-"))
+    base = kb.passthrough(args.bootstrap, args.reports)
+    result = run_router(args.bootstrap, args.reports, args.tracker, work)
+
+    profile: dict[str, Any]
+    if args.profile == "off":
+        profile = {"status": "off"}
+    elif not PYSPY.exists():
+        profile = {"status": "impossible: py-spy is not installed in .venv"}
+    else:
+        raw = work / "router-profile.txt"
+        profiled = run_router(args.bootstrap, args.profile_reports or args.reports, args.tracker, work, raw)
+        if raw.exists() and raw.stat().st_size:
+            profile = {"status": "ok", "tool": "py-spy record --nonblocking --rate 100 (router process)",
+                       "note": "attached at the first referral until all were out; idle samples excluded",
+                       "run": {k: profiled[k] for k in ("reports", "seconds", "reports_per_s", "complete")},
+                       **top_functions(raw)}
+        else:
+            log = (work / profiled["prefix"] / "logs" / "py-spy.log").read_text(errors="replace")[-500:]
+            profile = {"status": f"impossible: py-spy wrote no profile ({log.strip()})"}
+
+    ratio = result["reports_per_s"] / max(base["events_per_s"], 1e-9)
+    report = {
+        "benchmark": "router_throughput",
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": kb.machine(),
+        "versions": kb.versions(),
+        "settings": {"bootstrap": args.bootstrap, "partitions": kb.PARTITIONS, "reports": args.reports,
+                     "rules": str(RULES_FILE.relative_to(REPO)), "tracker_running": args.tracker,
+                     "router": "cluebus router --metrics-port 0, log level warning, json logs, memory:// store"},
+        "router": result,
+        "passthrough": base,
+        "ratio_reports_to_passthrough": round(ratio, 3),
+        "target_ratio": 0.3,
+        "met": ratio >= 0.3,
+        "profile": profile,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    r = result
+    print(f"router: {r['reports']} reports, {r['referrals_seen']}/{r['referrals_expected']} referrals "
+          f"in {r['seconds']} s (start-up {r['startup_s']} s): {r['reports_per_s']} reports/s, "
+          f"{r['referrals_per_s']} referrals/s, fan-out {r['fan_out']}, dead letters {r['dead_letters']}, "
+          f"CPU cores busy {r['cpu_cores_busy']}")
+    print(f"aiokafka passthrough: {base['events_per_s']} events/s")
+    print(f"ratio reports/s / passthrough events/s: {ratio:.3f} (target >= 0.3)")
+    if profile.get("status") == "ok":
+        print("where the time goes (cumulative % of router samples):")
+        for row in profile["top_cumulative"]:
+            print(f"  {row['percent']:>5}%  {row['function']}")
+    else:
+        print(f"profile: {profile['status']}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
