@@ -171,6 +171,8 @@ class LocalBroker:
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Lets tests that kill workers on purpose use short sessions (services default to 30 s).
+            "group.min.session.timeout.ms": "3000",
             # Topics are created by `cluebus topics ensure`; faust declares its own.
             "auto.create.topics.enable": "false",
             "log.flush.interval.messages": "9223372036854775807",
