@@ -191,9 +191,12 @@ def test_adapter_killed_during_intake_loses_no_accepted_report(
         adapter = services(f"adapter-{round_}", ["adapter", "hospital"], env)
         wait_ready(url)
         refs = [f"kill-{round_}-{i}" for i in range(150)]
+        before = len(intake.accepted)
         poster = threading.Thread(target=intake.run, args=(refs,))
         poster.start()
-        time.sleep(rng.uniform(0.3, 1.5))
+        deadline = time.monotonic() + 10
+        while len(intake.accepted) < before + rng.randint(5, 60) and time.monotonic() < deadline:
+            time.sleep(0.01)
         adapter.kill()  # mid-stream: requests in flight get no answer
         poster.join()
     services("adapter-final", ["adapter", "hospital"], env)  # drains what the killed ones stored
