@@ -25,6 +25,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A port whose next port is free too (a private broker's client and controller ports)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port pair for a private broker")
+
+
+def wait_healthy(url: str, service: Service | None = None, timeout: float = 30.0) -> None:
+    """Until ``url``/healthz answers 200; fails at once if the service's process exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service is not None and service.proc is not None and service.proc.poll() is not None:
+            raise AssertionError(f"{service.name} exited: {service.tail()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not healthy in {timeout}s" + (f": {service.tail()}" if service else ""))
+
+
 class Service:
     """A cluebus service run as a real process, its output captured to a file."""
 

@@ -7,13 +7,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from schemas import Source, parse_report
 
 from ...unit.adapters.support import write_tokens
-from ..support import Service, collect, free_port
+from ..support import Service, collect, free_port, wait_healthy
 
 
 @pytest.fixture
@@ -28,20 +27,6 @@ def adapter_env(service_env: dict[str, str], tokens_file: Path) -> dict[str, str
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(tokens_file),
         "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
     }
-
-
-def wait_healthy(url: str, service: Service, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.proc is not None and service.proc.poll() is not None:
-            raise AssertionError(f"{service.name} exited: {service.tail()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{service.name} not healthy in {timeout}s: {service.tail()}")
 
 
 @pytest.fixture

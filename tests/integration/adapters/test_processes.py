@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
 
 from ...unit.adapters.support import auth, submission, token_for
-from ..support import CLUEBUS, collect, free_port, wait_until
+from ..support import CLUEBUS, collect, free_port, free_port_pair, wait_until
 from .conftest import read_reports
 
 
@@ -29,12 +27,6 @@ def post(url: str, source: Source, ref: str) -> dict:
     return r.json()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
-
-
 def test_reports_accepted_without_kafka_survive_sigkill(
     start_adapter, adapter_env, kafka_bootstrap, topics
 ):
@@ -42,7 +34,7 @@ def test_reports_accepted_without_kafka_survive_sigkill(
     port = free_port()
     unreachable = {
         **adapter_env,
-        "CLUEBUS_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed_port()}",
+        "CLUEBUS_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nothing listens there
         "CLUEBUS_KAFKA_BOOTSTRAP_TIMEOUT_MS": "500",
     }
     service, url = start_adapter(Source.hospital, unreachable, port=port, name="adapter-offline")
@@ -69,25 +61,13 @@ def test_sigkill_right_after_202_with_kafka_up(start_adapter, adapter_env, kafka
     assert expected <= {r.report_id for r in reports}
 
 
-def _free_broker_port() -> int:
-    for port in range(19500 + os.getpid() % 300, 19900, 2):
-        if all(_closed(p) for p in (port, port + 1)):
-            return port
-    pytest.skip("no free port pair for a private broker")
-
-
-def _closed(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.mark.slow
 def test_broker_outage_keeps_accepting_and_drains_exactly_once(
     start_adapter, adapter_env, topic_settings, tmp_path: Path
 ):
     from services.devkafka.broker import LocalBroker
 
-    broker = LocalBroker(port=_free_broker_port(), run_dir=tmp_path / "broker")
+    broker = LocalBroker(port=free_port_pair(), run_dir=tmp_path / "broker")
     broker.up()
     try:
         ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, []))

@@ -25,7 +25,7 @@ from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
 from services.rules import load_rules
 
-from ..support import REPO, collect, free_port, many_reports
+from ..support import REPO, collect, free_port, free_port_pair, many_reports, wait_healthy
 
 
 @pytest.fixture
@@ -167,18 +167,6 @@ def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
             "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml")}
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not healthy in {timeout}s")
-
-
 def test_adapter_killed_during_intake_loses_no_accepted_report(
     kafka_bootstrap, bus, services, service_env, rules_file, rng
 ):
@@ -189,7 +177,7 @@ def test_adapter_killed_during_intake_loses_no_accepted_report(
     intake = Intake(url, "demo-hospital-token")
     for round_ in range(3):
         adapter = services(f"adapter-{round_}", ["adapter", "hospital"], env)
-        wait_ready(url)
+        wait_healthy(url, timeout=60)
         refs = [f"kill-{round_}-{i}" for i in range(150)]
         before = len(intake.accepted)
         poster = threading.Thread(target=intake.run, args=(refs,))
@@ -200,23 +188,9 @@ def test_adapter_killed_during_intake_loses_no_accepted_report(
         adapter.kill()  # mid-stream: requests in flight get no answer
         poster.join()
     services("adapter-final", ["adapter", "hospital"], env)  # drains what the killed ones stored
-    wait_ready(url)
+    wait_healthy(url, timeout=60)
     assert intake.sent > len(intake.accepted) > 0  # some posts really were cut off
     _route_all(kafka_bootstrap, bus, rules_file, intake, "adapter SIGKILL during intake")
-
-
-def _free_port_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        try:
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    pytest.fail("no free port pair for a private broker")
 
 
 def test_broker_stopped_and_restarted_during_intake_loses_no_accepted_report(
@@ -224,7 +198,7 @@ def test_broker_stopped_and_restarted_during_intake_loses_no_accepted_report(
 ):
     from services.devkafka.broker import LocalBroker
 
-    broker = LocalBroker(port=_free_port_pair(), run_dir=tmp_path / "broker")
+    broker = LocalBroker(port=free_port_pair(), run_dir=tmp_path / "broker")
     broker.up()
     router = adapter = None
     try:
@@ -235,7 +209,7 @@ def test_broker_stopped_and_restarted_during_intake_loses_no_accepted_report(
         url = f"http://127.0.0.1:{port}"
         router = services("router", ["router", "--metrics-port", "0"], env)
         adapter = services("adapter", ["adapter", "hospital"], adapter_env(env, port))
-        wait_ready(url)
+        wait_healthy(url, timeout=60)
         intake = Intake(url, "demo-hospital-token")
         intake.post("warm-up")  # the bus is running and routing before the broker goes
         router.wait_for("report routed", timeout=90)
