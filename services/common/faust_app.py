@@ -14,12 +14,21 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import Counter
 
 from services.common.kafka import faust_broker_credentials
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings, TopicSettings
 
 log = get_logger(__name__)
+
+# How often the guards below had to step in: a steady rise means faust keeps losing
+# partitions after rebalances (records are replayed, never lost, but arrive late).
+GUARD_INTERVENTIONS = Counter(
+    "cluebus_consumer_guard_interventions_total",
+    "Times the consumer guard re-fetched dropped records or unstalled a partition, by kind and topic.",
+    ["kind", "topic"],
+)
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -107,6 +116,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                 if previous is not None and offset > previous + 1 and expected is None:
                     log.warning("fetch skipped records; seeking back", topic=tp.topic,
                                 partition=tp.partition, missing_from=previous + 1, got=offset)
+                    GUARD_INTERVENTIONS.labels(kind="refetch", topic=tp.topic).inc()
                     refetch[tp] = previous + 1
                     await super().seek(tp, previous + 1)
                     continue
@@ -185,6 +195,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                 log.warning("partition stalled at its committed offset; seeking back",
                             topic=tp.topic, partition=tp.partition, committed=position, highwater=end)
                 seen[tp] = (position, now)
+                GUARD_INTERVENTIONS.labels(kind="unstall", topic=tp.topic).inc()
                 # faust drops a partition from its fetch set while its buffer is full and may
                 # never add it back after a rebalance; fetch it again unless faust paused it.
                 self._buffered_partitions.discard(tp)

@@ -20,6 +20,7 @@ DATASOURCE_UID = "cluebus-prometheus"
 ALERTS = {
     "CluebusAcknowledgementOverdue", "CluebusDeadLettersGrowing", "CluebusRulesReloadFailed",
     "CluebusConsumerLagHigh", "CluebusOutboxBacklog", "CluebusAdapterKafkaDown", "CluebusTargetDown",
+    "CluebusConsumerGuardBusy",
 }
 METRIC = re.compile(r"cluebus_[a-z_]+")
 SUFFIXES = ("_bucket", "_sum", "_count")
