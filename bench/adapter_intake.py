@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import kafka_baseline as kb
 from fastapi import Request  # module level: the trivial app's annotations resolve here
 from fastapi.responses import Response
 
@@ -174,35 +174,6 @@ def load(
 
 
 # -- orchestration -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:  # noqa: S310
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"server on {port} not healthy in {timeout}s")
-
-
-def kafka_reachable(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, int(port))) == 0
-
-
 def run_load(port: int, args: argparse.Namespace, token: str) -> dict[str, Any]:
     out = subprocess.run(
         [
@@ -275,7 +246,7 @@ def main() -> None:
         f'token_sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"\n'
     )
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    with_kafka = kafka_reachable(args.bootstrap)
+    with_kafka = kb.kafka_reachable(args.bootstrap)
     env = {
         **os.environ,
         "CLUEBUS_KAFKA_BOOTSTRAP": args.bootstrap,
@@ -302,7 +273,7 @@ def main() -> None:
     rounds: dict[str, list[dict[str, Any]]] = {"trivial": [], "adapter": []}
     try:
         for name in ("trivial", "adapter"):
-            port = free_port()
+            port = kb.free_port()
             cmd = (
                 [sys.executable, __file__, "--serve-trivial", str(port)]
                 if name == "trivial"
@@ -313,7 +284,7 @@ def main() -> None:
                     subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT),
                     port,
                 )
-            wait_healthy(port, procs[name][0])
+            kb.wait_http(port, procs[name][0])
         for _ in range(args.rounds):
             for name in ("trivial", "adapter"):
                 rounds[name].append(run_load(procs[name][1], args, TOKEN))

@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,21 +143,6 @@ def measure(port: int, reader: PoliceReader, n: int, rate: float, wait_s: float 
     }
 
 
-def wait_ready(port: int, proc: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"adapter exited ({proc.returncode})")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"adapter not ready in {timeout}s")
-
-
 def router_max(path: Path) -> float | None:
     try:
         return float(json.loads(path.read_text())["router"]["reports_per_s"])
@@ -187,7 +171,7 @@ def main() -> None:
     names, _, _ = rt.make_bus(args.bootstrap, prefix)
     work = Path(tempfile.mkdtemp(prefix="cluebus-bench-e2e-"))
     env = rt.service_env(args.bootstrap, prefix, work / "state")
-    port = _free_port()
+    port = kb.free_port()
     env |= {"CLUEBUS_ADAPTER_PORT": str(port), "CLUEBUS_ADAPTER_TOKENS_FILE": str(TOKENS)}
     logs = work / "logs"
     reader = PoliceReader(args.bootstrap, names.referral("police"))
@@ -200,7 +184,7 @@ def main() -> None:
         procs.append(rt.start("router", ["router", "--metrics-port", "0"], env, logs))
         adapter = rt.start("adapter", ["adapter", "hospital"], env, logs)
         procs.append(adapter)
-        wait_ready(port, adapter)
+        kb.wait_http(port, adapter, "/readyz", timeout=60)
         # Warm-up until referrals flow: the router has joined its group and every client is connected.
         warm = measure(port, reader, args.warmup, 20.0, wait_s=90.0)
         if warm["received"] < warm["accepted"] or not warm["accepted"]:
@@ -240,14 +224,6 @@ def main() -> None:
         print(f"{name:14}{r['rate_achieved']:>9}{r['received']:>5}/{r['accepted']:<4}{r['p50_ms']:>9}"
               f"{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}")
     print(f"p99 < 50 ms at light load: {'met' if met else 'NOT met'}   written to {args.out}")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

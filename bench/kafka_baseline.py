@@ -38,6 +38,30 @@ def fresh_prefix() -> str:
     return f"b{uuid.uuid4().hex[:10]}"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port: int, proc: Any, path: str = "/healthz", timeout: float = 30.0) -> None:
+    """Until ``http://127.0.0.1:<port><path>`` answers 200; exits if ``proc`` dies first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server on {port} not answering {path} in {timeout}s")
+
+
 def kafka_reachable(bootstrap: str) -> bool:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     with socket.socket() as s:

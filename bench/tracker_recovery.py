@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import kafka_baseline as kb  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from services.common.settings import KafkaSettings, TopicSettings  # noqa: E402
@@ -39,12 +39,6 @@ from services.rules import load_rules  # noqa: E402
 from tests.integration.support import many_reports  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "tracker_recovery.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def outstanding(port: int) -> float | None:
@@ -114,14 +108,14 @@ def main() -> None:
            "CLUEBUS_TOPICS_PARTITIONS": "3", "CLUEBUS_STATE_DIR": str(work / "state"),
            "CLUEBUS_RULES_FILE": str(REPO / "routing_rules.toml"), "CLUEBUS_LOG_LEVEL": "warning",
            "CLUEBUS_LOG_FORMAT": "json", "CLUEBUS_SESSION_TIMEOUT_S": "6"}
-    port = free_port()
+    port = kb.free_port()
     first = start_tracker(env, port, work / "tracker-1.log")
     try:
         intake_s = wait_for(port, opened, first, args.timeout)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    port = free_port()
+    port = kb.free_port()
     second = start_tracker(env, port, work / "tracker-2.log")
     try:
         recovery_s = wait_for(port, opened, second, args.timeout)
