@@ -125,9 +125,44 @@ def find_dna_keys(data: Any, prefix: str = "") -> list[str]:
     return found
 
 
+# Short keys already found clean. Every report repeats the same few dozen field names, so
+# the regex runs once per name instead of once per key and report (this check runs on every
+# intake and every routed report). Bounded, because keys come from the sender.
+_CLEAN_KEYS: set[str] = set()
+_CLEAN_KEYS_MAX = 4096
+_CLEAN_KEY_MAX_LEN = 64
+_CONTAINERS = (dict, list, tuple)
+
+
+def _is_dna_key(key: object) -> bool:
+    if not isinstance(key, str) or key in _CLEAN_KEYS:
+        return False
+    if DNA_KEY.search(key):
+        return True
+    if len(key) <= _CLEAN_KEY_MAX_LEN and len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
+        _CLEAN_KEYS.add(key)
+    return False
+
+
+def has_dna_keys(data: Any) -> bool:
+    """Whether :func:`find_dna_keys` would find anything, without building a single path."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if _is_dna_key(key):
+                    return True
+                if isinstance(value, _CONTAINERS):
+                    stack.append(value)
+        elif isinstance(item, list | tuple):
+            stack.extend(value for value in item if isinstance(value, _CONTAINERS))
+    return False
+
+
 def reject_dna_keys(data: Any) -> Any:
     """Body of the ``mode="before"`` validators of submissions and reports."""
-    keys = find_dna_keys(data)
-    if keys:
+    if has_dna_keys(data):  # the paths are built only for the error message
+        keys = find_dna_keys(data)
         raise ValueError(DNA_MESSAGE.format(path=keys[0]))
     return data

@@ -425,6 +425,9 @@ def test_log_lines_carry_ids_and_no_personal_data(make_client, json_log):
     assert accepted[0]["service"] == "adapter-hospital"
     refused = [x for x in lines if x.get("event") == "request refused"]
     assert refused and "subjects.0.age" in refused[0]["fields"]
+    # Each request has its own log context: the accepted report's id does not leak into the
+    # next request's lines, while its sender does appear there.
+    assert "report_id" not in refused[0] and refused[0]["source_system"] == system_for(H)
     for secret in (
         body["narrative"],
         body["reporter"]["name"],

@@ -23,6 +23,12 @@ def test_layout_is_version_7_variant_rfc():
     assert value.variant == uuid.RFC_4122
 
 
+def test_text_is_the_canonical_lowercase_form():
+    for _ in range(1000):
+        text = uuid7()
+        assert text == str(uuid.UUID(text))
+
+
 def test_embeds_the_current_millisecond():
     before = int(time.time() * 1000)
     value = uuid7()

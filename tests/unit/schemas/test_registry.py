@@ -12,10 +12,11 @@ from schemas import (
     SUBMISSION_MODELS,
     Sensitivity,
     Source,
+    base,
     field_paths,
     sensitive_fields,
 )
-from schemas.base import find_dna_keys
+from schemas.base import find_dna_keys, has_dna_keys
 from schemas.events import Ack
 
 I, P, S = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special  # noqa: E741
@@ -207,3 +208,35 @@ def test_find_dna_keys_reports_every_path_with_list_indexes():
     }
     assert find_dna_keys(data) == ["a.1.fingerprint", "b.c.DNA", "dna_free_text"]
     assert find_dna_keys({"narrative": "a DNA test was mentioned"}) == []  # values are not keys
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": [{"x": 1}, {"fingerprint": 2}]},
+        {"b": {"c": {"DNA": 3}}},
+        {"outer": ({"inner": [[{"Iris_scan": 1}]]},)},
+        {"narrative": "a DNA test was mentioned", "subjects": [{"name": "x"}]},
+        {1: {"genetic": 1}},
+        {"x" * 100: {"y" * 100: 1}},
+        [{"ok": 1}, {"voiceprint": 2}],
+        "dna",
+        {},
+    ],
+)
+def test_has_dna_keys_agrees_with_find_dna_keys(data):
+    # Twice: the second pass answers from the cache of clean keys and must agree as well.
+    for _ in range(2):
+        assert has_dna_keys(data) is bool(find_dna_keys(data))
+
+
+def test_a_key_seen_clean_never_hides_a_dna_key_beside_it():
+    assert has_dna_keys({"category": 1, "details": {"notes": 2}}) is False
+    assert has_dna_keys({"category": 1, "details": {"notes": 2, "dna_profile": 3}}) is True
+
+
+def test_the_clean_key_cache_is_bounded():
+    for i in range(base._CLEAN_KEYS_MAX + 500):
+        has_dna_keys({f"field_{i}": 1, "z" * (base._CLEAN_KEY_MAX_LEN + 1): 2})
+    assert len(base._CLEAN_KEYS) <= base._CLEAN_KEYS_MAX
+    assert all(len(key) <= base._CLEAN_KEY_MAX_LEN for key in base._CLEAN_KEYS)
