@@ -119,6 +119,23 @@ def remove(data: Any, tree: KeepTree | bool) -> Any:
     return data
 
 
+def _whole_branches(tree: KeepTree, kept: set[str], leaves: frozenset[str], prefix: str = "") -> KeepTree:
+    """``tree`` with every branch whose schema leaves are all kept replaced by ``True``.
+
+    A validated report has no keys outside its schema, so such a branch is copied
+    whole instead of being rebuilt leaf by leaf (the police copy is most of a report).
+    """
+    out: KeepTree = {}
+    for key, sub in tree.items():
+        path = f"{prefix}{key}"
+        if sub is True:
+            out[key] = True
+            continue
+        under = {leaf for leaf in leaves if leaf.startswith(path + ".")}
+        out[key] = True if under and under <= kept else _whole_branches(sub, kept, leaves, path + ".")
+    return out
+
+
 class Projection:
     """What one department receives of reports from one source."""
 
@@ -132,9 +149,9 @@ class Projection:
         removed = {leaf for leaf in in_schema if any(leaf == a or leaf.startswith(a + ".") for a in anonymise)}
         self.department = department
         self.source = source
-        self.keep = _tree(in_schema)
+        self.keep = _whole_branches(_tree(in_schema), in_schema, leaves)
         self.fields = tuple(sorted(in_schema))
-        self.anonymised_keep = _tree(in_schema - removed)
+        self.anonymised_keep = _whole_branches(_tree(in_schema - removed), in_schema - removed, leaves)
         self.anonymised_fields = tuple(sorted(in_schema - removed))
 
     def apply(self, report_json: Mapping[str, Any], *, anonymise: bool) -> tuple[dict[str, Any], tuple[str, ...]]:

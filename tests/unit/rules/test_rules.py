@@ -278,6 +278,24 @@ def test_need_to_know_holds_for_every_department(case):
                 assert all("name" not in s for s in copy.get("subjects", []))
 
 
+@settings(max_examples=60, deadline=None)
+@given(submissions())
+def test_whole_branch_copies_equal_leaf_by_leaf_copies(case):
+    """Copying a fully kept branch whole gives exactly the leaf-by-leaf projection."""
+    from services.rules.redaction import _tree, project
+
+    source, data = case
+    report = make_report(SUBMISSION_MODELS[source].model_validate(data), source=source, report_id=uuid7(),
+                         source_system="sys-1", received_at=datetime.now(UTC))
+    report_json = report.model_dump(mode="json")
+    for department in RULES.departments:
+        projection = RULES.projections[(department, source)]
+        for anonymise in (False, True):
+            copy, fields = projection.apply(report_json, anonymise=anonymise)
+            assert copy == project(report_json, _tree(fields)), (department, anonymise)
+    assert RULES.projections[("police", source)].keep != _tree(RULES.projections[("police", source)].fields)
+
+
 def _paths(data, prefix=""):
     out = set()
     if isinstance(data, dict):

@@ -21,6 +21,7 @@ from schemas import (
     Stage,
     Urgency,
     ack_id_for,
+    dead_letter_id_for,
     escalation_id_for,
     referral_id_for,
 )
@@ -122,6 +123,25 @@ def test_referral_id_is_the_documented_uuid5():
     assert referral_id_for(REPORT_ID, "police") == expected == referral_id_for(REPORT_ID, "police")
     assert referral_id_for(REPORT_ID, "education") != expected
     assert referral_id_for("019aa0f2-0009-7000-8000-00000000000a", "police") != expected
+
+
+def test_every_derived_id_equals_the_stdlib_uuid5_of_its_name():
+    ns = UUID("6f1d2c1e-5b7a-4c35-9a43-6c7a3b0f2e91")
+    referral = referral_id_for(REPORT_ID, "police")
+    names = {
+        referral: f"{REPORT_ID}/police",
+        ack_id_for(referral, "accepted"): f"ack/{referral}/accepted",
+        escalation_id_for(referral, "decided", 2, 1): f"escalation/{referral}/decided/2/1",
+        escalation_id_for(referral, "decided", 1, 0, "lead_declined"): (
+            f"escalation/{referral}/decided/1/0/lead_declined"
+        ),
+        dead_letter_id_for("router", "t", 2, 9): "dead/router/t/2/9",
+    }
+    for department in ("police", "education", "civil_affairs", "部门", "x" * 40):
+        for report_id in (REPORT_ID, "019aa0f2-0009-7000-8000-00000000000a"):
+            names[referral_id_for(report_id, department)] = f"{report_id}/{department}"
+    for derived, name in names.items():
+        assert derived == str(uuid5(ns, name)), name
 
 
 def test_derived_ids_differ_by_every_input():
