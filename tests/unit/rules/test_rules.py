@@ -259,7 +259,11 @@ def test_the_shipped_rules_load_and_cover_every_source_and_category():
 @settings(max_examples=120, deadline=None)
 @given(submissions())
 def test_need_to_know_holds_for_every_department(case):
-    """Each copy holds only allowed fields; DNA-like names never leave the police lane."""
+    """Each copy holds only allowed fields; DNA-like names never leave the police lane.
+
+    Copies keep fully allowed branches whole; each equals the leaf-by-leaf projection."""
+    from services.rules.redaction import _tree, project
+
     source, data = case
     report = make_report(SUBMISSION_MODELS[source].model_validate(data), source=source, report_id=uuid7(),
                          source_system="sys-1", received_at=datetime.now(UTC))
@@ -269,6 +273,7 @@ def test_need_to_know_holds_for_every_department(case):
         projection = RULES.projections[(department, source)]
         for anonymise in (False, True):
             copy, fields = projection.apply(report.model_dump(mode="json"), anonymise=anonymise)
+            assert copy == project(report.model_dump(mode="json"), _tree(fields)), (department, anonymise)
             present = _paths(copy)
             assert present <= set(fields) | _containers(fields), (department, present - set(fields))
             if department != RULES.police:
@@ -276,24 +281,8 @@ def test_need_to_know_holds_for_every_department(case):
             if anonymise:
                 assert "narrative" not in copy
                 assert all("name" not in s for s in copy.get("subjects", []))
-
-
-@settings(max_examples=60, deadline=None)
-@given(submissions())
-def test_whole_branch_copies_equal_leaf_by_leaf_copies(case):
-    """Copying a fully kept branch whole gives exactly the leaf-by-leaf projection."""
-    from services.rules.redaction import _tree, project
-
-    source, data = case
-    report = make_report(SUBMISSION_MODELS[source].model_validate(data), source=source, report_id=uuid7(),
-                         source_system="sys-1", received_at=datetime.now(UTC))
-    report_json = report.model_dump(mode="json")
-    for department in RULES.departments:
-        projection = RULES.projections[(department, source)]
-        for anonymise in (False, True):
-            copy, fields = projection.apply(report_json, anonymise=anonymise)
-            assert copy == project(report_json, _tree(fields)), (department, anonymise)
-    assert RULES.projections[("police", source)].keep != _tree(RULES.projections[("police", source)].fields)
+    police = RULES.projections[(RULES.police, source)]
+    assert police.keep != _tree(police.fields)  # the police copy does keep branches whole
 
 
 def _paths(data, prefix=""):
