@@ -87,6 +87,7 @@ class Relay:
         self._producer: ProducerLike | None = None
         self._stop = threading.Event()
         self._give_up_at: float | None = None
+        self._last_round_end = float("-inf")
         self._thread: threading.Thread | None = None
         # Health, read by /readyz and the metrics.
         self.kafka_up = False
@@ -127,12 +128,15 @@ class Relay:
                     self._idle_check()
                     self.outbox.unsent_event.wait(1.0)
                     continue
-                if len(rows) < self.batch_size and self.gather_s > 0:
-                    # Under load, a moment's wait gathers a bigger batch: fewer produce requests
-                    # and outbox transactions for the same reports (costs at most gather_s latency).
+                if len(rows) < self.batch_size and self.gather_s > 0 and self._busy(len(rows)):
+                    # Under load, a moment's wait gathers a bigger batch, so fewer produce
+                    # requests and outbox transactions carry the same reports (costs at most
+                    # gather_s of latency). A lone row after a quiet spell goes out at once.
                     self._stop.wait(self.gather_s)
                     rows = self.outbox.fetch_unsent(self.batch_size)
-                if self._publish(rows):
+                published = self._publish(rows)
+                self._last_round_end = time.monotonic()
+                if published:
                     self._backoff.reset()
                 else:
                     self._pause()
@@ -141,6 +145,10 @@ class Relay:
                 log.error("relay round failed", error_type=type(exc).__name__)
                 self._close_producer(timeout=0)
                 self._pause()
+
+    def _busy(self, waiting: int) -> bool:
+        """Rows queued up, or the last round ended less than gather_s ago: load, not a lone report."""
+        return waiting > 1 or time.monotonic() - self._last_round_end < self.gather_s
 
     def _pause(self) -> None:
         self._stop.wait(self._backoff.next())

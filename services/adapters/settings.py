@@ -86,8 +86,8 @@ class AdapterSettings(_Settings):
         10,
         ge=0,
         le=1000,
-        description="How long the relay waits to gather a bigger batch once rows are waiting "
-        "(and the producer's linger.ms).",
+        description="How long the relay waits to gather a bigger batch once several rows are "
+        "waiting; a lone row is sent at once (also the producer's linger.ms).",
     )
     relay_backoff_max_s: float = Field(10.0, gt=0, description="Longest pause between retries.")
     # Status feedback --------------------------------------------------------------------------

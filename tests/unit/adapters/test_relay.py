@@ -100,6 +100,32 @@ def test_publishes_in_order_and_marks_sent(box):
         relay.stop(1)
 
 
+def test_a_lone_row_after_a_quiet_spell_goes_at_once_and_load_is_gathered(box):
+    published: list[str] = []
+    down = threading.Event()
+    # A minute of gathering: a lone row that waited for it would miss wait_for's 5 s.
+    relay = Relay(box, "t", lambda: FakeProducer(published, down), gather_ms=60_000).start()
+    try:
+        wait_for(lambda: relay.kafka_up)
+        lone = store(box, 1)
+        wait_for(lambda: published == lone)
+    finally:
+        relay.stop(1)
+    relay = Relay(box, "t", lambda: FakeProducer(published, down), gather_ms=1_000).start()
+    try:
+        first = store(box, 3, "a")  # rows queued up: the relay gathers for a second
+        wait_for(lambda: relay.rounds == 0 and box.backlog == 3, timeout=0.5)
+        second = store(box, 3, "b")
+        wait_for(lambda: box.backlog == 0)
+        assert published == lone + first + second and relay.rounds == 1
+        # Right after a round, even a lone row waits for company: the relay is under load.
+        third, fourth = store(box, 1, "c"), store(box, 1, "d")
+        wait_for(lambda: box.backlog == 0)
+        assert published[-2:] == third + fourth and relay.rounds == 2
+    finally:
+        relay.stop(1)
+
+
 def test_nothing_is_marked_before_the_acknowledgement(box):
     published: list[str] = []
     down = threading.Event()
