@@ -63,6 +63,17 @@ def start_tracker(env: dict[str, str], port: int, log: Path) -> subprocess.Popen
                             start_new_session=True)
 
 
+def tracked_in(env: dict[str, str], log: Path, expected: int, timeout: float, stop: signal.Signals) -> float:
+    """Start a tracker, time it until it tracks ``expected`` referrals, then stop it with ``stop``."""
+    port = kb.free_port()
+    proc = start_tracker(env, port, log)
+    try:
+        return wait_for(port, expected, proc, timeout)
+    finally:
+        os.killpg(proc.pid, stop)
+        proc.wait(30)
+
+
 def wait_for(port: int, expected: int, proc: subprocess.Popen[bytes], timeout: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -108,20 +119,8 @@ def main() -> None:
            "CLUEBUS_TOPICS_PARTITIONS": "3", "CLUEBUS_STATE_DIR": str(work / "state"),
            "CLUEBUS_RULES_FILE": str(REPO / "routing_rules.toml"), "CLUEBUS_LOG_LEVEL": "warning",
            "CLUEBUS_LOG_FORMAT": "json", "CLUEBUS_SESSION_TIMEOUT_S": "6"}
-    port = kb.free_port()
-    first = start_tracker(env, port, work / "tracker-1.log")
-    try:
-        intake_s = wait_for(port, opened, first, args.timeout)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-    port = kb.free_port()
-    second = start_tracker(env, port, work / "tracker-2.log")
-    try:
-        recovery_s = wait_for(port, opened, second, args.timeout)
-    finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(30)
+    intake_s = tracked_in(env, work / "tracker-1.log", opened, args.timeout, stop=signal.SIGKILL)
+    recovery_s = tracked_in(env, work / "tracker-2.log", opened, args.timeout, stop=signal.SIGTERM)
 
     result = {
         "benchmark": "tracker_recovery",
