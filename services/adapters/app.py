@@ -494,11 +494,6 @@ def create_app(
         **runtime_options,
     )
     model = rt.model
-    intake_latency = rt.metrics.intake_latency
-    # The children of the per-request metrics, looked up once rather than per request.
-    single_latency = intake_latency.labels(source=source.value, endpoint="single")
-    counted_accepted = rt.metrics.reports.labels(source=source.value, outcome="accepted")
-    counted_duplicate = rt.metrics.reports.labels(source=source.value, outcome="duplicate")
     known_paths = field_paths(model)
 
     def loggable_fields(errors: list[dict[str, str]]) -> list[str]:
@@ -629,9 +624,9 @@ def create_app(
         [result] = await rt.store([intake])
         if isinstance(result, OutboxError):
             raise rt.unavailable(result)
-        (counted_duplicate if result.duplicate else counted_accepted).inc()
+        rt.metrics.received("duplicate" if result.duplicate else "accepted")
         log.info("report accepted", report_id=result.report_id, duplicate=result.duplicate)
-        single_latency.observe(time.perf_counter() - started)
+        rt.metrics.intake["single"].observe(time.perf_counter() - started)
         return _json(
             {
                 "report_id": result.report_id,
@@ -762,9 +757,7 @@ def create_app(
             if count:
                 rt.metrics.received(outcome_name, count)
         log.info("batch answered", rows=len(results), **{k: v for k, v in tally.items()})
-        intake_latency.labels(source=source.value, endpoint="batch").observe(
-            time.perf_counter() - started
-        )
+        rt.metrics.intake["batch"].observe(time.perf_counter() - started)
         return _json(
             {
                 "accepted": tally["accepted"],

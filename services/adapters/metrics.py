@@ -94,15 +94,16 @@ class AdapterMetrics:
             registry=r,
         )
         build_info(f"adapter-{source}", registry=r)
-        for outcome in OUTCOMES:
-            self.reports.labels(source=source, outcome=outcome)
-        for reason in REASONS:
-            self.rejects.labels(source=source, reason=reason)
+        # Every child exists from the start (a scrape shows zeros), and the per-request ones
+        # are kept so that counting does not look labels up on every request.
+        self._outcomes = {o: self.reports.labels(source=source, outcome=o) for o in OUTCOMES}
+        self._reasons = {r: self.rejects.labels(source=source, reason=r) for r in REASONS}
         self.publish_latency.labels(source=source)
         self.published.labels(source=source)
         self.statuses.labels(source=source)
-        for endpoint in ("single", "batch"):
-            self.intake_latency.labels(source=source, endpoint=endpoint)
+        self.intake = {
+            e: self.intake_latency.labels(source=source, endpoint=e) for e in ("single", "batch")
+        }
 
     def bind_state(
         self,
@@ -116,7 +117,13 @@ class AdapterMetrics:
         self.kafka_up.labels(source=self.source).set_function(kafka_up)
 
     def received(self, outcome: str, n: int = 1) -> None:
-        self.reports.labels(source=self.source, outcome=outcome).inc(n)
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self.reports.labels(source=self.source, outcome=outcome)
+        child.inc(n)
 
     def rejected(self, reason: str, n: int = 1) -> None:
-        self.rejects.labels(source=self.source, reason=reason).inc(n)
+        child = self._reasons.get(reason)
+        if child is None:
+            child = self.rejects.labels(source=self.source, reason=reason)
+        child.inc(n)
