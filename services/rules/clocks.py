@@ -100,11 +100,15 @@ class Calendar(BaseModel):
     _zone: ZoneInfo = PrivateAttr()
     _weekdays: frozenset[int] = PrivateAttr()
     _special_days: list[date] = PrivateAttr()  # holidays and extra workdays, sorted
+    _workday: timedelta = PrivateAttr()  # working time of one office day
+    _week: timedelta = PrivateAttr()  # working time of a week without special days
 
     def model_post_init(self, _context: object) -> None:
         self._zone = ZoneInfo(self.timezone)
         self._weekdays = frozenset(_WEEKDAYS[d] for d in self.days)
         self._special_days = sorted(self.holidays | self.extra_workdays)
+        self._workday = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
+        self._week = self._workday * len(self._weekdays)
 
     def _is_workday(self, day: date) -> bool:
         if day in self.extra_workdays:
@@ -132,9 +136,8 @@ class Calendar(BaseModel):
         zone = self._zone
         cursor = start.astimezone(zone)
         days, rest = divmod(duration, timedelta(days=1))
-        workday = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
-        remaining = days * workday + rest
-        week = workday * len(self._weekdays)
+        remaining = days * self._workday + rest
+        week = self._week
         first = True
         for _ in range(3660):  # ten years of days: a bound, never reached in practice
             day = cursor.date()
