@@ -53,6 +53,7 @@ from typing import Any
 
 import click
 
+from services.common.cli_errors import UserError
 from services.devkafka.broker import LauncherError, LocalBroker
 
 ADMIN = "admin"
@@ -370,9 +371,8 @@ PROFILES = ("plain", "secure")
 ACTIONS = ("up", "down", "status")
 
 
-class ProfileError(click.ClickException):
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"cluebus: error: {self.format_message()}", err=True)
+class ProfileError(UserError):
+    """A secure-profile broker action that failed (one line, like every cluebus error)."""
 
 
 def secure_broker(port: int, run_dir: Path | None) -> SecureLocalBroker:
