@@ -150,13 +150,13 @@ def has_dna_keys(data: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            for key, value in item.items():
-                if _is_dna_key(key):
-                    return True
-                if isinstance(value, _CONTAINERS):
-                    stack.append(value)
+            # One C-level set test per object: its keys are usually all known clean. Only an
+            # object with a new (or non-string) key has its keys looked at one by one.
+            if not _CLEAN_KEYS.issuperset(item) and any(_is_dna_key(key) for key in item):
+                return True
+            stack.extend([value for value in item.values() if isinstance(value, _CONTAINERS)])
         elif isinstance(item, list | tuple):
-            stack.extend(value for value in item if isinstance(value, _CONTAINERS))
+            stack.extend([value for value in item if isinstance(value, _CONTAINERS)])
     return False
 
 
