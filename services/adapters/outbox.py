@@ -31,11 +31,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -160,6 +160,17 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 
 _STOP = object()
 
+# Rows per multi-row statement; larger groups are stored row by row. At 6 parameters a
+# row this stays below the 32,766 bound parameters of every SQLite since 3.32 (the
+# writer also checks the library's own limit).
+_ROWS_PER_STATEMENT = 2000
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
 
 class Outbox:
     """The outbox database and its writer thread. Reads may come from any thread."""
@@ -197,6 +208,9 @@ class Outbox:
             "SELECT COUNT(*) FROM outbox WHERE sent_ms IS NULL"
         ).fetchone()[0]
         self._writer_conn = conn
+        self._rows_per_statement = min(
+            _ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 6
+        )
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self._thread.start()
 
@@ -377,8 +391,21 @@ class Outbox:
         results: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op in ops:
-                results.append(getattr(self, f"_apply_{op.kind}")(conn, op.args, state))
+            i = 0
+            while i < len(ops):
+                if ops[i].kind != "insert":
+                    results.append(getattr(self, f"_apply_{ops[i].kind}")(conn, ops[i].args, state))
+                    i += 1
+                    continue
+                # The requests queued together are stored together (see _apply_inserts).
+                j = i
+                while j < len(ops) and ops[j].kind == "insert":
+                    j += 1
+                outcomes = self._apply_inserts(conn, [e for op in ops[i:j] for e in op.args], state)
+                for op in ops[i:j]:
+                    results.append(outcomes[: len(op.args)])
+                    del outcomes[: len(op.args)]
+                i = j
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - every caller must hear about it
             try:
@@ -420,9 +447,55 @@ class Outbox:
             except RuntimeError:  # that loop is closed: nobody waits any more
                 pass
 
+    def _apply_inserts(
+        self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]
+    ) -> list[Any]:
+        """Store a group of intakes: one multi-row statement per table when every one is new.
+
+        Python's sqlite3 releases the GIL around every statement and must take it back
+        afterwards, behind the busy event loop: with two statements per request, a
+        commit of 16 requests waited ~12 ms for the GIL while its fsync took 0.4 ms. So
+        the common case (no duplicate, room in the backlog) takes one plain INSERT per
+        table for the whole group. A duplicate makes the receipts INSERT fail as a whole
+        (SQLite undoes that one statement, the transaction goes on), and the group is
+        then stored one by one, with the exact per-request answers of :meth:`_apply_insert`.
+        """
+        room = self.backlog_limit - (self._backlog + state["new"] - state["sent"])
+        if len(entries) < 2 or len(entries) > min(room, self._rows_per_statement):
+            return self._apply_insert(conn, entries, state)
+        now = self.clock_ms()
+        try:
+            conn.execute(
+                "INSERT INTO receipts(report_id, source_system, source_ref, idempotency_key, "
+                "received_at, created_ms) VALUES " + ",".join(["(?,?,?,?,?,?)"] * len(entries)),
+                [
+                    value
+                    for e in entries
+                    for value in (
+                        e.report_id,
+                        e.source_system,
+                        e.source_ref,
+                        e.idempotency_key,
+                        e.received_at,
+                        now,
+                    )
+                ],
+            )
+        except sqlite3.IntegrityError:  # a duplicate (or a repeat within the group)
+            return self._apply_insert(conn, entries, state)
+        conn.execute(
+            "INSERT INTO outbox(report_id, created_ms, payload) VALUES "
+            + ",".join(["(?,?,?)"] * len(entries)),
+            [value for e in entries for value in (e.report_id, now, e.payload)],
+        )
+        state["new"] += len(entries)
+        return [Receipt(e.report_id, e.received_at, False) for e in entries]
+
     def _apply_insert(
         self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]
     ) -> list[Any]:
+        """Store intakes one by one: a duplicate gets its original receipt, and beyond the
+        backlog limit a new report gets BacklogFull."""
         out: list[Any] = []
         now = self.clock_ms()
         for e in entries:
@@ -484,10 +557,13 @@ class Outbox:
         seqs, sent_ms = args
         sent_ms = self.clock_ms() if sent_ms is None else sent_ms
         before = conn.total_changes
-        conn.executemany(
-            "UPDATE outbox SET sent_ms=? WHERE seq=? AND sent_ms IS NULL",
-            ((sent_ms, s) for s in seqs),
-        )
+        for chunk in _chunks(seqs, self._rows_per_statement):  # one statement, not one per row
+            conn.execute(
+                "UPDATE outbox SET sent_ms=? WHERE sent_ms IS NULL AND seq IN ("
+                + ",".join(["?"] * len(chunk))
+                + ")",
+                [sent_ms, *chunk],
+            )
         changed = conn.total_changes - before
         state["sent"] += changed
         return changed

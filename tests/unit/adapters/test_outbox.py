@@ -10,8 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from services.adapters.outbox import BacklogFull, Intake, Outbox, OutboxClosed, Receipt
+from services.adapters.outbox import BacklogFull, Intake, Outbox, OutboxClosed, Receipt, _Op
 from services.common.ids import uuid7
 
 REPO = Path(__file__).resolve().parents[3]
@@ -118,6 +120,74 @@ def test_backlog_limit_refuses_new_reports_but_answers_duplicates(tmp_path):
         assert isinstance(store(box, intake("c"))[0], Receipt)
     finally:
         box.close()
+
+
+def _commit_together(box: Outbox, groups: list[list[Intake]]) -> list[list]:
+    """Run one group commit of several queued requests, as the writer would."""
+    ops = [_Op("insert", group, weight=len(group)) for group in groups]
+    box._execute(box._writer_conn, ops)  # the writer thread is idle, waiting on its queue
+    return [op.future.result(10) for op in ops]
+
+
+def test_a_group_commit_takes_one_insert_per_table(outbox):
+    # sqlite3 gives up the GIL for every statement and waits to get it back behind the busy
+    # event loop: a group of requests must not cost two statements per request.
+    statements: list[str] = []
+    outbox._writer_conn.set_trace_callback(statements.append)
+    results = _commit_together(outbox, [[intake(f"g-{i}")] for i in range(20)] + [[]])
+    outbox._writer_conn.set_trace_callback(None)
+    assert all(not r[0].duplicate for r in results[:20]) and results[20] == []
+    inserts = [s.split("(")[0].strip() for s in statements if s.startswith("INSERT")]
+    assert inserts == ["INSERT INTO receipts", "INSERT INTO outbox"], statements
+    assert [p.report_id for p in outbox.fetch_unsent(50)] == [r[0].report_id for r in results[:20]]
+    seqs = [p.seq for p in outbox.fetch_unsent(50)]
+    statements.clear()
+    outbox._writer_conn.set_trace_callback(statements.append)
+    assert outbox.mark_sent(seqs).result(10) == 20
+    outbox._writer_conn.set_trace_callback(None)
+    assert len([s for s in statements if s.startswith("UPDATE")]) == 1
+
+
+_REFS = st.sampled_from(["r1", "r2", "r3", "r4", "r5", "r6"])
+_KEYS = st.none() | st.sampled_from(["k1", "k2"])
+_SYSTEMS = st.sampled_from(["sys-a", "sys-b"])
+_GROUPS = st.lists(st.lists(st.tuples(_REFS, _KEYS, _SYSTEMS), max_size=4), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(earlier=_GROUPS, groups=_GROUPS, limit=st.integers(1, 12))
+def test_group_commits_answer_exactly_as_one_request_at_a_time(tmp_path_factory, earlier, groups, limit):
+    """Duplicates across and within requests, Idempotency-Keys and the backlog limit: a
+    group commit gives every request the answer it gets when stored on its own."""
+    folder = tmp_path_factory.mktemp("o")
+    grouped, alone = (Outbox(folder / f"{n}.sqlite3", backlog_limit=limit) for n in ("g", "a"))
+    try:
+        before = [[intake(r, system=s, key=k) for r, k, s in g] for g in earlier]
+        batch = [[intake(r, system=s, key=k) for r, k, s in g] for g in groups]
+        for box in (grouped, alone):
+            for group in before:  # some receipts already stored
+                store(box, *group)
+        got = _commit_together(grouped, batch)
+        want = [[store(alone, e)[0] for e in group] for group in batch]
+
+        def same(a: object, b: object) -> bool:
+            return a == b if isinstance(a, Receipt) else type(a) is type(b)
+
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert len(g) == len(w) and all(same(x, y) for x, y in zip(g, w, strict=True)), (g, w)
+        for query in (
+            "SELECT report_id, source_system, source_ref, idempotency_key FROM receipts "
+            "ORDER BY report_id",
+            "SELECT report_id, payload FROM outbox ORDER BY seq",
+        ):
+            assert grouped._reader().execute(query).fetchall() == alone._reader().execute(
+                query
+            ).fetchall()
+        assert grouped.backlog == alone.backlog
+    finally:
+        grouped.close()
+        alone.close()
 
 
 def test_mark_sent_only_counts_unsent_rows(outbox):
