@@ -14,6 +14,12 @@ connections, a minimal client so that the client is not the bottleneck), after
 a warm-up; each target's figures are those of its median round. It prints and writes
 ``bench/results/adapter_intake.json``: throughput and p50/p99 latency of both and
 the ratio adapter/trivial (a later issue targets at least 0.5).
+
+Unless ``--no-without-outbox``, a third target runs in the same rounds: the adapter
+with its store() answered from memory (no fsync, nothing to relay). It is a
+diagnostic, never the product: it shows how much of the gap to the trivial endpoint
+is the request work itself (validation, stamping, encoding, logging) and how much is
+durability.
 """
 
 from __future__ import annotations
@@ -74,6 +80,25 @@ def serve_trivial(port: int) -> None:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     uvicorn.run(app, port=port, **UVICORN_OPTIONS)
+
+
+# -- the adapter without its durable outbox (a diagnostic, never the product) ------------------
+def serve_adapter_without_outbox(source: str, port: int) -> None:
+    """``cluebus adapter <source>`` whose store() answers at once from memory: no fsync, no
+    relay work. It measures what HTTP, authentication, validation, stamping, encoding and
+    logging alone reach, so the gap to the trivial endpoint splits into the request work
+    and the durability (outbox and relay) part."""
+    sys.path.insert(0, str(REPO))
+    from schemas import Source
+    from services.adapters.app import AdapterRuntime
+    from services.adapters.cli import _run_adapter
+    from services.adapters.outbox import Intake, Receipt
+
+    async def store_in_memory(self: Any, intakes: list[Intake]) -> list[Receipt]:
+        return [Receipt(i.report_id, i.received_at, False) for i in intakes]
+
+    AdapterRuntime.store = store_in_memory  # type: ignore[method-assign]
+    _run_adapter(Source(source), None, port)
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -216,12 +241,22 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--log-level", default="info", help="the adapter's CLUEBUS_LOG_LEVEL")
+    parser.add_argument(
+        "--without-outbox",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the adapter with its store() answered from memory (a diagnostic)",
+    )
     parser.add_argument("--serve-trivial", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-without-outbox", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--token", default=TOKEN, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_trivial:
         serve_trivial(args.serve_trivial)
+        return
+    if args.serve_without_outbox:
+        serve_adapter_without_outbox(args.source, args.serve_without_outbox)
         return
     if args.load_port:
         print(
@@ -251,7 +286,6 @@ def main() -> None:
         **os.environ,
         "CLUEBUS_KAFKA_BOOTSTRAP": args.bootstrap,
         "CLUEBUS_TOPICS_PREFIX": prefix,
-        "CLUEBUS_STATE_DIR": str(work / "state"),
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(tokens),
         "CLUEBUS_LOG_FORMAT": "json",
         "CLUEBUS_LOG_LEVEL": args.log_level,
@@ -270,23 +304,33 @@ def main() -> None:
     # so that a burst of other work on the machine hits both alike. Each target's figures
     # are those of its median round (by throughput); every round is kept in the JSON.
     procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    rounds: dict[str, list[dict[str, Any]]] = {"trivial": [], "adapter": []}
+    targets = ("trivial", "adapter") + (("without_outbox",) if args.without_outbox else ())
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     try:
-        for name in ("trivial", "adapter"):
+        for name in targets:
             port = kb.free_port()
-            cmd = (
-                [sys.executable, __file__, "--serve-trivial", str(port)]
-                if name == "trivial"
-                else [CLUEBUS, "adapter", args.source, "--port", str(port)]
-            )
+            cmd = {
+                "trivial": [sys.executable, __file__, "--serve-trivial", str(port)],
+                "adapter": [CLUEBUS, "adapter", args.source, "--port", str(port)],
+                "without_outbox": [
+                    sys.executable,
+                    __file__,
+                    "--source",
+                    args.source,
+                    "--serve-without-outbox",
+                    str(port),
+                ],
+            }[name]
+            # The diagnostic gets its own (unused) outbox, so it never relays the adapter's rows.
+            own_env = {**env, "CLUEBUS_STATE_DIR": str(work / f"state-{name}")}
             with open(work / f"{name}.log", "wb") as log:
                 procs[name] = (
-                    subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT),
+                    subprocess.Popen(cmd, env=own_env, stdout=log, stderr=subprocess.STDOUT),
                     port,
                 )
             kb.wait_http(port, procs[name][0])
         for _ in range(args.rounds):
-            for name in ("trivial", "adapter"):
+            for name in targets:
                 rounds[name].append(run_load(procs[name][1], args, TOKEN))
                 if name == "adapter" and with_kafka:
                     rounds[name][-1]["drained_s"] = _wait_drained(procs[name][1])
@@ -323,14 +367,26 @@ def main() -> None:
         "ratio_adapter_to_trivial": round(ratio, 3),
         "target_ratio": 0.5,
     }
+    if "without_outbox" in results:
+        report["adapter_without_outbox"] = results["without_outbox"]
+        report["ratio_without_outbox_to_trivial"] = round(
+            results["without_outbox"]["throughput_rps"] / results["trivial"]["throughput_rps"], 3
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'':18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    rows = (("trivial 202", results["trivial"]), (f"adapter {args.source}", results["adapter"]))
+    rows = [("trivial 202", results["trivial"]), (f"adapter {args.source}", results["adapter"])]
+    if "without_outbox" in results:
+        rows.append(("  without outbox", results["without_outbox"]))
     for label, r in rows:
         row = f"{r['throughput_rps']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['errors']:>8}"
         print(f"{label:18}{row}")
     print(f"ratio adapter/trivial: {ratio:.3f} (target >= 0.5)   written to {args.out}")
+    if "without_outbox" in results:
+        print(
+            "ratio adapter without outbox/trivial (diagnostic): "
+            f"{report['ratio_without_outbox_to_trivial']:.3f}"
+        )
 
 
 def _wait_drained(port: int, timeout: float = 120.0) -> float | None:
