@@ -167,6 +167,15 @@ _ROWS_PER_STATEMENT = 2000
 _T = TypeVar("_T")
 
 
+_RECEIPTS = (
+    "receipts(report_id, source_system, source_ref, idempotency_key, received_at, created_ms)"
+)
+
+
+def _receipt_row(e: Intake, now_ms: int) -> tuple[Any, ...]:
+    return (e.report_id, e.source_system, e.source_ref, e.idempotency_key, e.received_at, now_ms)
+
+
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -466,20 +475,8 @@ class Outbox:
         now = self.clock_ms()
         try:
             conn.execute(
-                "INSERT INTO receipts(report_id, source_system, source_ref, idempotency_key, "
-                "received_at, created_ms) VALUES " + ",".join(["(?,?,?,?,?,?)"] * len(entries)),
-                [
-                    value
-                    for e in entries
-                    for value in (
-                        e.report_id,
-                        e.source_system,
-                        e.source_ref,
-                        e.idempotency_key,
-                        e.received_at,
-                        now,
-                    )
-                ],
+                f"INSERT INTO {_RECEIPTS} VALUES " + ",".join(["(?,?,?,?,?,?)"] * len(entries)),
+                [value for e in entries for value in _receipt_row(e, now)],
             )
         except sqlite3.IntegrityError:  # a duplicate (or a repeat within the group)
             return self._apply_insert(conn, entries, state)
@@ -503,16 +500,7 @@ class Outbox:
                 # Common case, one statement: the receipt goes in unless this system has sent
                 # this source_ref (or Idempotency-Key) before.
                 inserted = conn.execute(
-                    "INSERT OR IGNORE INTO receipts(report_id, source_system, source_ref, "
-                    "idempotency_key, received_at, created_ms) VALUES (?,?,?,?,?,?)",
-                    (
-                        e.report_id,
-                        e.source_system,
-                        e.source_ref,
-                        e.idempotency_key,
-                        e.received_at,
-                        now,
-                    ),
+                    f"INSERT OR IGNORE INTO {_RECEIPTS} VALUES (?,?,?,?,?,?)", _receipt_row(e, now)
                 ).rowcount
                 if inserted:
                     # Same transaction: if this fails, the whole group rolls back and every
