@@ -100,7 +100,12 @@ class StatusFollower:
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition])
         if fresh:
-            consumer.seek_to_beginning(*fresh)
+            # Explicit offsets, not seek_to_beginning(): that leaves each partition waiting
+            # for an asynchronous reset, and once, under load, kafka-python reset one of the
+            # three and never fetched the other two. A failed lookup raises here, and the
+            # follower starts again.
+            for tp, offset in consumer.beginning_offsets(fresh).items():
+                consumer.seek(tp, offset)
         self.ready = True
         log.info("following the status topic", topic=self.topic, resumed=len(tps) - len(fresh))
         return True
