@@ -48,9 +48,26 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 
 
 @pytest.fixture
-def topic_settings() -> TopicSettings:
-    """A fresh topic prefix per test, so tests never see each other's records."""
-    return TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
+def topic_settings(request: pytest.FixtureRequest) -> Iterator[TopicSettings]:
+    """A fresh topic prefix per test, so tests never see each other's records.
+
+    A test on the broker deletes its topics afterwards: the development broker is kept
+    between runs, and ~110 partitions a test once filled it up to its file-handle limit.
+    """
+    settings = TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
+    kafka = (
+        request.getfixturevalue("kafka_settings")
+        if "kafka_bootstrap" in request.fixturenames
+        else None
+    )
+    yield settings
+    if kafka is not None:
+        from services.common.topic_admin import delete_prefixed_topics
+
+        try:
+            delete_prefixed_topics(kafka, settings.prefix, timeout_ms=10_000)
+        except Exception:  # noqa: BLE001, S110 - best effort: a fault test may leave the broker down
+            pass
 
 
 @pytest.fixture

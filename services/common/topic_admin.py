@@ -98,5 +98,24 @@ def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec], timeout_ms: int 
     return result
 
 
+def delete_prefixed_topics(kafka: KafkaSettings, prefix: str, timeout_ms: int = 30_000) -> list[str]:
+    """Delete every topic under ``prefix`` (the bus's and its faust apps' internal ones).
+
+    For throw-away namespaces (tests, benchmarks): a long-lived development broker
+    otherwise collects thousands of partitions and, in the end, runs out of file
+    handles. Never used on a real deployment's prefix.
+    """
+    admin = kafka_clients.admin(kafka)
+    try:
+        names = sorted(
+            t for t in admin.list_topics() if t.startswith((f"{prefix}.", f"{prefix}-"))
+        )
+        if names:
+            admin.delete_topics(names, timeout_ms=timeout_ms)
+        return names
+    finally:
+        admin.close()
+
+
 class TopicAdminError(RuntimeError):
     """The broker refused to create a topic; the message says which and why."""

@@ -4,7 +4,9 @@ from kafka import KafkaAdminClient
 
 from services.common import kafka as clients
 from services.common.settings import TopicSettings
-from services.common.topic_admin import ensure_topics, topic_specs
+from services.common.topic_admin import delete_prefixed_topics, ensure_topics, topic_specs
+
+from .support import wait_until
 
 DEPARTMENTS = ["police", "education", "civil_affairs"]
 
@@ -31,6 +33,29 @@ def test_partition_count_drift_is_reported_not_changed(kafka_settings, topic_set
     result = ensure_topics(kafka_settings, bigger)
     assert len(result.mismatched) == len(specs)
     assert "has 3 partitions, the settings say 5" in result.mismatched[0]
+
+
+def test_a_throwaway_prefix_is_deleted_and_nothing_else(kafka_settings, topic_settings):
+    # The prefix "t1" must not take "t10..." with it, and faust's internal "<prefix>-..." go too.
+    mine = topic_settings.prefix
+    neighbour = topic_settings.model_copy(update={"prefix": mine + "0"})
+    for settings in (topic_settings, neighbour):
+        ensure_topics(kafka_settings, topic_specs(settings, DEPARTMENTS))
+    admin = clients.admin(kafka_settings)
+    try:
+        admin.create_topics({f"{mine}-router-tables-changelog": {"num_partitions": 1, "replication_factor": 1}})
+        admin.wait_for_topics([f"{mine}-router-tables-changelog"], timeout_ms=30_000)
+        deleted = delete_prefixed_topics(kafka_settings, mine)
+        assert f"{mine}-router-tables-changelog" in deleted
+        assert len(deleted) == len(topic_specs(topic_settings, DEPARTMENTS)) + 1
+
+        def left() -> set[str]:
+            return {t for t in admin.list_topics() if t.startswith(mine)}
+
+        wait_until(lambda: left() == {s.name for s in topic_specs(neighbour, DEPARTMENTS)}, 30)
+    finally:
+        delete_prefixed_topics(kafka_settings, neighbour.prefix)
+        admin.close()
 
 
 def test_producer_is_idempotent_with_acks_all(kafka_settings):
