@@ -280,7 +280,7 @@ def main() -> None:
         f'[systems.bench-sys]\nsource = "{args.source}"\n'
         f'token_sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"\n'
     )
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    prefix = kb.fresh_prefix(args.bootstrap)
     with_kafka = kb.kafka_reachable(args.bootstrap)
     env = {
         **os.environ,

@@ -167,7 +167,7 @@ def main() -> None:
     maximum = args.router_rps or router_max(rt.RESULTS)
     loads = {"light": maximum * 0.1 if maximum else 20.0, "heavy_70pct": maximum * 0.7 if maximum else None}
 
-    prefix = kb.fresh_prefix()
+    prefix = kb.fresh_prefix(args.bootstrap)
     names, _, _ = rt.make_bus(args.bootstrap, prefix)
     work = Path(tempfile.mkdtemp(prefix="cluebus-bench-e2e-"))
     env = rt.service_env(args.bootstrap, prefix, work / "state")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import platform
@@ -34,8 +35,27 @@ if str(REPO) not in sys.path:
 
 
 # -- shared by the bench scripts ----------------------------------------------------------------
-def fresh_prefix() -> str:
-    return f"b{uuid.uuid4().hex[:10]}"
+_PREFIXES_USED: list[tuple[str, str]] = []
+
+
+def fresh_prefix(bootstrap: str = DEFAULT_BOOTSTRAP) -> str:
+    """A new topic namespace; its topics are deleted when the script ends."""
+    prefix = f"b{uuid.uuid4().hex[:10]}"
+    _PREFIXES_USED.append((bootstrap, prefix))
+    return prefix
+
+
+@atexit.register
+def _delete_bench_topics() -> None:
+    # The development broker is kept between runs: a bench leaves no partitions behind.
+    from services.common.settings import KafkaSettings
+    from services.common.topic_admin import delete_prefixed_topics
+
+    for bootstrap, prefix in _PREFIXES_USED:
+        try:
+            delete_prefixed_topics(KafkaSettings(bootstrap=bootstrap), prefix, timeout_ms=10_000)
+        except Exception:  # noqa: BLE001, S110 - best effort; the broker may be gone
+            pass
 
 
 def free_port() -> int:
@@ -220,7 +240,7 @@ def passthrough(bootstrap: str, n: int, size: int = 1024, prefix: str | None = N
     Each round is a new consumer group reading from the start; the median round is reported,
     since one short run is easily disturbed by other work on a small machine.
     """
-    prefix = prefix or fresh_prefix()
+    prefix = prefix or fresh_prefix(bootstrap)
     source, sink = f"{prefix}.pass.in", f"{prefix}.pass.out"
     create_topics(bootstrap, [source, sink])
     raw_produce(bootstrap, source, events(n, size))
@@ -241,7 +261,7 @@ def main() -> None:
     if not kafka_reachable(args.bootstrap):
         raise SystemExit(f"no broker at {args.bootstrap}")
 
-    prefix = fresh_prefix()
+    prefix = fresh_prefix(args.bootstrap)
     raw_topic = f"{prefix}.raw"
     create_topics(args.bootstrap, [raw_topic])
     records = events(args.events, args.size)

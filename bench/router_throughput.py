@@ -114,7 +114,7 @@ def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]
     from services.router.routing import route_report
     from tests.integration.support import many_reports, produce
 
-    prefix = kb.fresh_prefix()
+    prefix = kb.fresh_prefix(bootstrap)
     names, rules, _ = make_bus(bootstrap, prefix)
     reports = many_reports(n)
     now = datetime.now(UTC)

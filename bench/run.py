@@ -37,7 +37,7 @@ def parts(args: argparse.Namespace) -> list[tuple[str, list[str], Path]]:
         ("kafka_baseline", ["--events", str(args.events), *boot], RESULTS / "kafka_baseline.json"),
         ("router_throughput", ["--reports", str(args.reports), *boot], RESULTS / "router_throughput.json"),
         ("e2e_latency", ["--reports", str(args.e2e_reports), *boot], RESULTS / "e2e_latency.json"),
-        ("adapter_intake", ["--requests", "1000", "--rounds", "1", "--warmup", "100", *boot],
+        ("adapter_intake", ["--requests", "1000", "--rounds", "3", "--warmup", "100", *boot],
          QUICK / "adapter_intake.json"),
         ("rules_scale", ["--rounds", "100"], QUICK / "rules_scale.json"),
         ("tracker_scale", ["--sizes", "10000,100000"], QUICK / "tracker_scale.json"),

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
 
     bootstrap = args.bootstrap
-    topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=3)
+    topics = TopicSettings(prefix=kb.fresh_prefix(bootstrap), partitions=kb.PARTITIONS)
     rules = load_rules(REPO / "routing_rules.toml")
     ensure_topics(KafkaSettings(bootstrap=bootstrap), topic_specs(topics, rules.departments))
 
