@@ -26,6 +26,7 @@ Tables
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import queue
 import sqlite3
@@ -164,12 +165,10 @@ _STOP = object()
 # row this stays below the 32,766 bound parameters of every SQLite since 3.32 (the
 # writer also checks the library's own limit).
 _ROWS_PER_STATEMENT = 2000
-_T = TypeVar("_T")
-
-
 _RECEIPTS = (
     "receipts(report_id, source_system, source_ref, idempotency_key, received_at, created_ms)"
 )
+_T = TypeVar("_T")
 
 
 def _receipt_row(e: Intake, now_ms: int) -> tuple[Any, ...]:
@@ -400,21 +399,15 @@ class Outbox:
         results: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            i = 0
-            while i < len(ops):
-                if ops[i].kind != "insert":
-                    results.append(getattr(self, f"_apply_{ops[i].kind}")(conn, ops[i].args, state))
-                    i += 1
+            for inserts, run in itertools.groupby(ops, key=lambda op: op.kind == "insert"):
+                if not inserts:
+                    results.extend(getattr(self, f"_apply_{op.kind}")(conn, op.args, state) for op in run)
                     continue
-                # The requests queued together are stored together (see _apply_inserts).
-                j = i
-                while j < len(ops) and ops[j].kind == "insert":
-                    j += 1
-                outcomes = self._apply_inserts(conn, [e for op in ops[i:j] for e in op.args], state)
-                for op in ops[i:j]:
-                    results.append(outcomes[: len(op.args)])
-                    del outcomes[: len(op.args)]
-                i = j
+                # The requests queued together are stored together (see _apply_inserts);
+                # each gets back the outcomes of its own entries.
+                group = list(run)
+                outcomes = iter(self._apply_inserts(conn, [e for op in group for e in op.args], state))
+                results.extend([next(outcomes) for _ in op.args] for op in group)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - every caller must hear about it
             try:
