@@ -88,8 +88,7 @@ def serve_adapter_without_outbox(source: str, port: int) -> None:
     relay work. It measures what HTTP, authentication, validation, stamping, encoding and
     logging alone reach, so the gap to the trivial endpoint splits into the request work
     and the durability (outbox and relay) part."""
-    sys.path.insert(0, str(REPO))
-    from schemas import Source
+    from schemas import Source  # the repository is on sys.path through kafka_baseline
     from services.adapters.app import AdapterRuntime
     from services.adapters.cli import _run_adapter
     from services.adapters.outbox import Intake, Receipt
