@@ -13,8 +13,10 @@ test:             ## install, start Kafka, run every test, stop Kafka
 unit:             ## unit tests only (no broker)
 	.venv/bin/python -m pytest tests/unit -q
 
-lint:
-	.venv/bin/ruff check services schemas tests bench
+lint:             ## one formatter and one linter for the whole tree (CI runs this)
+	scripts/setup.sh >/dev/null
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
 
 schemas:          ## regenerate JSON Schema and AsyncAPI files
 	.venv/bin/cluebus schemas export

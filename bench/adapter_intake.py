@@ -139,29 +139,20 @@ async def _one_connection(
         writer.close()
 
 
-async def _drive(
-    port: int, bodies: list[bytes], concurrency: int, token: str, max_seconds: float
-) -> dict[str, Any]:
+async def _drive(port: int, bodies: list[bytes], concurrency: int, token: str, max_seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[int] = []
     next_index = [0]
     started = time.perf_counter()
     deadline = time.monotonic() + max_seconds
     await asyncio.gather(
-        *(
-            _one_connection(port, bodies, next_index, token, latencies, errors, deadline)
-            for _ in range(concurrency)
-        )
+        *(_one_connection(port, bodies, next_index, token, latencies, errors, deadline) for _ in range(concurrency))
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
 
     def pct(p: float) -> float:
-        return (
-            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
-            if latencies
-            else 0.0
-        )
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
 
     return {
         "requests": len(latencies),
@@ -183,9 +174,7 @@ def load(
 
     envelope = ("schema_version", "report_id", "source", "source_system", "received_at")
     examples = [
-        {k: v for k, v in e.items() if k not in envelope}
-        for e in load_examples("v1").values()
-        if e["source"] == source
+        {k: v for k, v in e.items() if k not in envelope} for e in load_examples("v1").values() if e["source"] == source
     ]
     run = uuid.uuid4().hex[:8]
     bodies = []
@@ -226,18 +215,14 @@ def run_load(port: int, args: argparse.Namespace, token: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="hospital")
     parser.add_argument("--requests", type=int, default=4000, help="per target and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=60.0)
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    )
+    parser.add_argument("--bootstrap", default=os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--log-level", default="info", help="the adapter's CLUEBUS_LOG_LEVEL")
     parser.add_argument(
@@ -295,9 +280,7 @@ def main() -> None:
         from services.common.settings import KafkaSettings, TopicSettings
         from services.common.topic_admin import ensure_topics, topic_specs
 
-        ensure_topics(
-            KafkaSettings(bootstrap=args.bootstrap), topic_specs(TopicSettings(prefix=prefix), [])
-        )
+        ensure_topics(KafkaSettings(bootstrap=args.bootstrap), topic_specs(TopicSettings(prefix=prefix), []))
 
     # Both servers run side by side; the load alternates between them for ``rounds`` rounds
     # so that a burst of other work on the machine hits both alike. Each target's figures
@@ -382,10 +365,7 @@ def main() -> None:
         print(f"{label:18}{row}")
     print(f"ratio adapter/trivial: {ratio:.3f} (target >= 0.5)   written to {args.out}")
     if "without_outbox" in results:
-        print(
-            "ratio adapter without outbox/trivial (diagnostic): "
-            f"{report['ratio_without_outbox_to_trivial']:.3f}"
-        )
+        print(f"ratio adapter without outbox/trivial (diagnostic): {report['ratio_without_outbox_to_trivial']:.3f}")
 
 
 def _wait_drained(port: int, timeout: float = 120.0) -> float | None:

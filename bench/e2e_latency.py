@@ -45,8 +45,9 @@ def check_routes_to_police() -> None:
     from services.rules import load_rules
 
     category = json.loads(EXAMPLE.read_text())["category"]
-    data = next(e for e in load_examples("v1", "reports").values()
-                if e["source"] == "hospital" and e["category"] == category)
+    data = next(
+        e for e in load_examples("v1", "reports").values() if e["source"] == "hospital" and e["category"] == category
+    )
     report = parse_report(json.dumps(data))
     departments = {r.department for r in route_report(load_rules(rt.RULES_FILE), report, datetime.now(UTC)).referrals}
     if "police" not in departments:
@@ -60,8 +61,14 @@ class PoliceReader(threading.Thread):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                      auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
         self.arrivals: dict[str, float] = {}
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -153,8 +160,12 @@ def router_max(path: Path) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=300, help="per load")
-    parser.add_argument("--router-rps", type=float, default=None,
-                        help="the router's maximum reports/s (default: from router_throughput.json)")
+    parser.add_argument(
+        "--router-rps",
+        type=float,
+        default=None,
+        help="the router's maximum reports/s (default: from router_throughput.json)",
+    )
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--no-tracker", dest="tracker", action="store_false")
     parser.add_argument("--bootstrap", default=kb.DEFAULT_BOOTSTRAP)
@@ -206,13 +217,21 @@ def main() -> None:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": kb.machine(),
         "versions": kb.versions(),
-        "settings": {"bootstrap": args.bootstrap, "prefix": prefix, "partitions": kb.PARTITIONS,
-                     "reports_per_load": args.reports, "warmup": args.warmup, "tracker_running": args.tracker,
-                     "router_max_reports_per_s": maximum,
-                     "router_max_from": "--router-rps" if args.router_rps else
-                     (str(rt.RESULTS.relative_to(REPO)) if maximum else "unknown: light load fixed at 20/s"),
-                     "example": str(EXAMPLE.relative_to(REPO)), "senders": 8,
-                     "measured": "police referral received (kafka-python consumer, same process) - 202 received"},
+        "settings": {
+            "bootstrap": args.bootstrap,
+            "prefix": prefix,
+            "partitions": kb.PARTITIONS,
+            "reports_per_load": args.reports,
+            "warmup": args.warmup,
+            "tracker_running": args.tracker,
+            "router_max_reports_per_s": maximum,
+            "router_max_from": "--router-rps"
+            if args.router_rps
+            else (str(rt.RESULTS.relative_to(REPO)) if maximum else "unknown: light load fixed at 20/s"),
+            "example": str(EXAMPLE.relative_to(REPO)),
+            "senders": 8,
+            "measured": "police referral received (kafka-python consumer, same process) - 202 received",
+        },
         "loads": results,
         "target_p99_ms_light": 50,
         "met": met,
@@ -221,8 +240,10 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'load':14}{'rate/s':>9}{'got/sent':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, r in results.items():
-        print(f"{name:14}{r['rate_achieved']:>9}{r['received']:>5}/{r['accepted']:<4}{r['p50_ms']:>9}"
-              f"{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}")
+        print(
+            f"{name:14}{r['rate_achieved']:>9}{r['received']:>5}/{r['accepted']:<4}{r['p50_ms']:>9}"
+            f"{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}"
+        )
     print(f"p99 < 50 ms at light load: {'met' if met else 'NOT met'}   written to {args.out}")
 
 

@@ -165,8 +165,14 @@ def events(n: int, size: int) -> list[tuple[bytes, bytes]]:
 def raw_produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=5, batch_size=256 * 1024, max_request_size=4 * 1024 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
     try:
         producer.send(topic, key=b"warm", value=b"warm").get(30)  # metadata, producer id
         started = time.perf_counter()
@@ -176,15 +182,25 @@ def raw_produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) 
         seconds = time.perf_counter() - started
     finally:
         producer.close()
-    return {"events": len(records), "seconds": round(seconds, 3), "events_per_s": round(len(records) / seconds, 1),
-            "mb_per_s": round(sum(len(v) for _, v in records) / seconds / 1e6, 2)}
+    return {
+        "events": len(records),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(records) / seconds, 1),
+        "mb_per_s": round(sum(len(v) for _, v in records) / seconds / 1e6, 2),
+    }
 
 
 def raw_consume(bootstrap: str, topic: str, expected: int, timeout: float = 120.0) -> dict[str, Any]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                             enable_auto_commit=False, max_poll_records=2000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
     count = 0
     started = None
     try:
@@ -201,14 +217,22 @@ def raw_consume(bootstrap: str, topic: str, expected: int, timeout: float = 120.
 
 
 # -- (b) raw aiokafka passthrough ----------------------------------------------------------------
-async def _passthrough(bootstrap: str, source: str, sink: str, expected: int, timeout: float,
-                       group: str) -> dict[str, Any]:
+async def _passthrough(
+    bootstrap: str, source: str, sink: str, expected: int, timeout: float, group: str
+) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                                max_batch_size=256 * 1024)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+    )
     await producer.start()
     await consumer.start()
     count = 0
@@ -235,8 +259,9 @@ async def _passthrough(bootstrap: str, source: str, sink: str, expected: int, ti
     return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / max(seconds, 1e-9), 1)}
 
 
-def passthrough(bootstrap: str, n: int, size: int = 1024, prefix: str | None = None, rounds: int = 3,
-                timeout: float = 120.0) -> dict[str, Any]:
+def passthrough(
+    bootstrap: str, n: int, size: int = 1024, prefix: str | None = None, rounds: int = 3, timeout: float = 120.0
+) -> dict[str, Any]:
     """Fill a fresh topic with n events, then time an aiokafka consume -> produce over all of them.
 
     Each round is a new consumer group reading from the start; the median round is reported,
@@ -246,11 +271,14 @@ def passthrough(bootstrap: str, n: int, size: int = 1024, prefix: str | None = N
     source, sink = f"{prefix}.pass.in", f"{prefix}.pass.out"
     create_topics(bootstrap, [source, sink])
     raw_produce(bootstrap, source, events(n, size))
-    runs = [asyncio.run(_passthrough(bootstrap, source, sink, n, timeout, f"{source}-pass-{i}"))
-            for i in range(rounds)]
+    runs = [asyncio.run(_passthrough(bootstrap, source, sink, n, timeout, f"{source}-pass-{i}")) for i in range(rounds)]
     median = sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2]
-    return {**median, "rounds_events_per_s": [r["events_per_s"] for r in runs], "event_bytes": size,
-            "topics": [source, sink]}
+    return {
+        **median,
+        "rounds_events_per_s": [r["events_per_s"] for r in runs],
+        "event_bytes": size,
+        "topics": [source, sink],
+    }
 
 
 def main() -> None:
@@ -276,12 +304,17 @@ def main() -> None:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         "versions": {**versions(), "kafka_broker": broker_version(args.bootstrap)},
-        "settings": {"bootstrap": args.bootstrap, "prefix": prefix, "partitions": PARTITIONS,
-                     "events": args.events, "event_bytes": args.size,
-                     "producer": "acks=all, idempotent, linger_ms=5, batch 256 KB",
-                     "passthrough": "aiokafka consumer group -> acks=all idempotent producer, "
-                                    "commit per fetched batch after its outputs are acknowledged; "
-                                    "median of 3 rounds (new consumer group each)"},
+        "settings": {
+            "bootstrap": args.bootstrap,
+            "prefix": prefix,
+            "partitions": PARTITIONS,
+            "events": args.events,
+            "event_bytes": args.size,
+            "producer": "acks=all, idempotent, linger_ms=5, batch 256 KB",
+            "passthrough": "aiokafka consumer group -> acks=all idempotent producer, "
+            "commit per fetched batch after its outputs are acknowledged; "
+            "median of 3 rounds (new consumer group each)",
+        },
         "raw_producer": produced,
         "raw_consumer": consumed,
         "aiokafka_passthrough": passed,
@@ -289,8 +322,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'':26}{'events/s':>12}{'seconds':>10}")
-    for label, r in (("kafka-python producer", produced), ("kafka-python consumer", consumed),
-                     ("aiokafka passthrough", passed)):
+    for label, r in (
+        ("kafka-python producer", produced),
+        ("kafka-python consumer", consumed),
+        ("aiokafka passthrough", passed),
+    ):
         print(f"{label:26}{r['events_per_s']:>12}{r['seconds']:>10}")
     print(f"written to {args.out}")
 

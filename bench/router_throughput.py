@@ -59,8 +59,7 @@ def service_env(bootstrap: str, prefix: str, state_dir: Path) -> dict[str, str]:
 def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "ab") as log:
-        return subprocess.Popen([CLUEBUS, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen([CLUEBUS, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
@@ -127,8 +126,9 @@ def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]
     return prefix, names, dict(expected), sum(expected.values()), sum(len(v) for _, _, v in values)
 
 
-def run_router(bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Path | None = None,
-               timeout: float = 180.0) -> dict[str, Any]:
+def run_router(
+    bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Path | None = None, timeout: float = 180.0
+) -> dict[str, Any]:
     prefix, names, expected, total, value_bytes = preload(bootstrap, n)
     env = service_env(bootstrap, prefix, work / prefix / "state")
     logs = work / prefix / "logs"
@@ -154,9 +154,22 @@ def run_router(bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Pa
                 cpu_at_first = cpu_seconds(procs)
                 if profile_to is not None:  # attached at the first referral: the profile skips start-up
                     spy = subprocess.Popen(
-                        [str(PYSPY), "record", "--pid", str(router.pid), "--nonblocking", "--rate", "100",
-                         "--format", "raw", "--output", str(profile_to)],
-                        stdout=subprocess.DEVNULL, stderr=open(logs / "py-spy.log", "wb"))  # noqa: SIM115
+                        [
+                            str(PYSPY),
+                            "record",
+                            "--pid",
+                            str(router.pid),
+                            "--nonblocking",
+                            "--rate",
+                            "100",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(profile_to),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=open(logs / "py-spy.log", "wb"),
+                    )  # noqa: SIM115
             if seen >= total:
                 break
             if router.poll() is not None:
@@ -177,8 +190,10 @@ def run_router(bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Pa
         offsets.close()
         deadletters.close()
     seconds = done - (first or done)
-    busy = {name: round((cpu_at_done.get(name, 0.0) - cpu_at_first.get(name, 0.0)) / max(seconds, 1e-9), 2)
-            for name in cpu_at_done}
+    busy = {
+        name: round((cpu_at_done.get(name, 0.0) - cpu_at_first.get(name, 0.0)) / max(seconds, 1e-9), 2)
+        for name in cpu_at_done
+    }
     # The first referral marks the end of start-up; its own report is counted, the spread of
     # the polling interval (50 ms) is small next to the run.
     return {
@@ -213,8 +228,18 @@ def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
 
 # Frames every sample passes through (entry point, click, event loop, worker): left out of the
 # cumulative list, where they would fill the top places and say nothing.
-PLUMBING = ("click/", "asyncio/", "mode/worker.py", "selectors.py", "runpy.py", "<frozen", "bin/cluebus",
-            "services/cli.py", "services/__main__.py", "services/router/cli.py")
+PLUMBING = (
+    "click/",
+    "asyncio/",
+    "mode/worker.py",
+    "selectors.py",
+    "runpy.py",
+    "<frozen",
+    "bin/cluebus",
+    "services/cli.py",
+    "services/__main__.py",
+    "services/router/cli.py",
+)
 
 
 def top_functions(raw: Path, limit: int = 15) -> dict[str, Any]:
@@ -244,11 +269,17 @@ def top_functions(raw: Path, limit: int = 15) -> dict[str, Any]:
             own[frames[-1]] += count
 
     def rows(counter: Counter[str]) -> list[dict[str, Any]]:
-        return [{"function": f, "samples": c, "percent": round(100 * c / max(samples, 1), 1)}
-                for f, c in counter.most_common(limit)]
+        return [
+            {"function": f, "samples": c, "percent": round(100 * c / max(samples, 1), 1)}
+            for f, c in counter.most_common(limit)
+        ]
 
-    return {"samples": samples, "cumulative_excludes": [*PLUMBING, "run_worker"],
-            "top_cumulative": rows(cumulative), "top_own": rows(own)}
+    return {
+        "samples": samples,
+        "cumulative_excludes": [*PLUMBING, "run_worker"],
+        "top_cumulative": rows(cumulative),
+        "top_own": rows(own),
+    }
 
 
 def main() -> None:
@@ -278,10 +309,13 @@ def main() -> None:
         raw = work / "router-profile.txt"
         profiled = run_router(args.bootstrap, args.profile_reports or args.reports, args.tracker, work, raw)
         if raw.exists() and raw.stat().st_size:
-            profile = {"status": "ok", "tool": "py-spy record --nonblocking --rate 100 (router process)",
-                       "note": "attached at the first referral until all were out; idle samples excluded",
-                       "run": {k: profiled[k] for k in ("reports", "seconds", "reports_per_s", "complete")},
-                       **top_functions(raw)}
+            profile = {
+                "status": "ok",
+                "tool": "py-spy record --nonblocking --rate 100 (router process)",
+                "note": "attached at the first referral until all were out; idle samples excluded",
+                "run": {k: profiled[k] for k in ("reports", "seconds", "reports_per_s", "complete")},
+                **top_functions(raw),
+            }
         else:
             log = (work / profiled["prefix"] / "logs" / "py-spy.log").read_text(errors="replace")[-500:]
             profile = {"status": f"impossible: py-spy wrote no profile ({log.strip()})"}
@@ -292,9 +326,14 @@ def main() -> None:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": kb.machine(),
         "versions": kb.versions(),
-        "settings": {"bootstrap": args.bootstrap, "partitions": kb.PARTITIONS, "reports": args.reports,
-                     "rules": str(RULES_FILE.relative_to(REPO)), "tracker_running": args.tracker,
-                     "router": "cluebus router --metrics-port 0, log level warning, json logs, memory:// store"},
+        "settings": {
+            "bootstrap": args.bootstrap,
+            "partitions": kb.PARTITIONS,
+            "reports": args.reports,
+            "rules": str(RULES_FILE.relative_to(REPO)),
+            "tracker_running": args.tracker,
+            "router": "cluebus router --metrics-port 0, log level warning, json logs, memory:// store",
+        },
         "router": result,
         "passthrough": base,
         "ratio_reports_to_passthrough": round(ratio, 3),
@@ -306,10 +345,12 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     r = result
-    print(f"router: {r['reports']} reports, {r['referrals_seen']}/{r['referrals_expected']} referrals "
-          f"in {r['seconds']} s (start-up {r['startup_s']} s): {r['reports_per_s']} reports/s, "
-          f"{r['referrals_per_s']} referrals/s, fan-out {r['fan_out']}, dead letters {r['dead_letters']}, "
-          f"CPU cores busy {r['cpu_cores_busy']}")
+    print(
+        f"router: {r['reports']} reports, {r['referrals_seen']}/{r['referrals_expected']} referrals "
+        f"in {r['seconds']} s (start-up {r['startup_s']} s): {r['reports_per_s']} reports/s, "
+        f"{r['referrals_per_s']} referrals/s, fan-out {r['fan_out']}, dead letters {r['dead_letters']}, "
+        f"CPU cores busy {r['cpu_cores_busy']}"
+    )
     print(f"aiokafka passthrough: {base['events_per_s']} events/s")
     print(f"ratio reports/s / passthrough events/s: {ratio:.3f} (target >= 0.3)")
     if profile.get("status") == "ok":

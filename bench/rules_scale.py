@@ -60,8 +60,10 @@ def measure(counts: list[int], reports: list, rounds: int, blocks: int) -> list[
         load_s[n] = time.perf_counter() - started
     facts = [Facts.of(r) for r in reports]
     # Some reports fall in the synthetic townships, as real ones would.
-    facts += [Facts(f.source, f.category, f.urgency, f.any_minor, f.any_foreign, f.any_disability,
-                    f.indicators, "120118110") for f in facts]
+    facts += [
+        Facts(f.source, f.category, f.urgency, f.any_minor, f.any_foreign, f.any_disability, f.indicators, "120118110")
+        for f in facts
+    ]
     now = datetime.now(UTC)
     for rules in sets.values():  # warm-up
         for f in facts[:50]:
@@ -81,10 +83,17 @@ def measure(counts: list[int], reports: list, rounds: int, blocks: int) -> list[
                 for r in reports:
                     rules.plan(r, now)
             plan_us[n].append((time.perf_counter() - started) / (plan_rounds * len(reports)) * 1e6)
-    return [{"rules": count_routes(sets[n].root) - 1, "synthetic": n, "load_s": round(load_s[n], 3),
-             "evaluate_us": round(statistics.median(evaluate_us[n]), 2),
-             "plan_us": round(statistics.median(plan_us[n]), 1),
-             "evaluate_blocks_us": [round(x, 2) for x in evaluate_us[n]]} for n in counts]
+    return [
+        {
+            "rules": count_routes(sets[n].root) - 1,
+            "synthetic": n,
+            "load_s": round(load_s[n], 3),
+            "evaluate_us": round(statistics.median(evaluate_us[n]), 2),
+            "plan_us": round(statistics.median(plan_us[n]), 1),
+            "evaluate_blocks_us": [round(x, 2) for x in evaluate_us[n]],
+        }
+        for n in counts
+    ]
 
 
 def main() -> None:
@@ -99,9 +108,13 @@ def main() -> None:
     for row in rows:
         row["evaluate_vs_10"] = round(row["evaluate_us"] / base["evaluate_us"], 2)
         row["plan_vs_10"] = round(row["plan_us"] / base["plan_us"], 2)
-    result = {"benchmark": "rules_scale", "target": "1,000 rules cost within 2x of 10",
-              "settings": {"rounds": args.rounds, "blocks": args.blocks, "figure": "median block"}, "rows": rows,
-              "met": all(r["evaluate_vs_10"] <= 2.0 and r["plan_vs_10"] <= 2.0 for r in rows)}
+    result = {
+        "benchmark": "rules_scale",
+        "target": "1,000 rules cost within 2x of 10",
+        "settings": {"rounds": args.rounds, "blocks": args.blocks, "figure": "median block"},
+        "rows": rows,
+        "met": all(r["evaluate_vs_10"] <= 2.0 and r["plan_vs_10"] <= 2.0 for r in rows),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -37,8 +37,11 @@ def parts(args: argparse.Namespace) -> list[tuple[str, list[str], Path]]:
         ("kafka_baseline", ["--events", str(args.events), *boot], RESULTS / "kafka_baseline.json"),
         ("router_throughput", ["--reports", str(args.reports), *boot], RESULTS / "router_throughput.json"),
         ("e2e_latency", ["--reports", str(args.e2e_reports), *boot], RESULTS / "e2e_latency.json"),
-        ("adapter_intake", ["--requests", "1000", "--rounds", "3", "--warmup", "100", *boot],
-         QUICK / "adapter_intake.json"),
+        (
+            "adapter_intake",
+            ["--requests", "1000", "--rounds", "3", "--warmup", "100", *boot],
+            QUICK / "adapter_intake.json",
+        ),
         ("rules_scale", ["--rounds", "100"], QUICK / "rules_scale.json"),
         ("tracker_scale", ["--sizes", "10000,100000"], QUICK / "tracker_scale.json"),
         ("tracker_recovery", ["--referrals", str(args.recovery_referrals), *boot], RESULTS / "tracker_recovery.json"),
@@ -50,8 +53,14 @@ def run_part(name: str, extra: list[str], out: Path, timeout: float) -> dict[str
     started = time.monotonic()
     print(f"== {name} {' '.join(extra)}", flush=True)
     try:
-        proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *extra, "--out", str(out)],
-                              cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / f"{name}.py"), *extra, "--out", str(out)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         ok, tail = proc.returncode == 0, (proc.stdout + proc.stderr).strip().splitlines()[-12:]
     except subprocess.TimeoutExpired:
         ok, tail = False, [f"timed out after {timeout:.0f} s"]
@@ -68,10 +77,16 @@ def yes(met: bool | None) -> str:
 def rows_for(name: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(benchmark, figure, target, met?) rows from one result file."""
     if name == "kafka_baseline":
-        return [(name, f"kafka-python producer {data['raw_producer']['events_per_s']:,.0f} events/s (1 KB, acks=all)",
-                 "—", "—"),
-                (name, f"kafka-python consumer {data['raw_consumer']['events_per_s']:,.0f} events/s", "—", "—"),
-                (name, f"aiokafka passthrough {data['aiokafka_passthrough']['events_per_s']:,.0f} events/s", "—", "—")]
+        return [
+            (
+                name,
+                f"kafka-python producer {data['raw_producer']['events_per_s']:,.0f} events/s (1 KB, acks=all)",
+                "—",
+                "—",
+            ),
+            (name, f"kafka-python consumer {data['raw_consumer']['events_per_s']:,.0f} events/s", "—", "—"),
+            (name, f"aiokafka passthrough {data['aiokafka_passthrough']['events_per_s']:,.0f} events/s", "—", "—"),
+        ]
     if name == "router_throughput":
         r, p = data["router"], data["passthrough"]
         prof = data["profile"]
@@ -81,49 +96,104 @@ def rows_for(name: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]
         for x in inner:
             file = x["function"].rsplit(" (", 1)[-1]
             firsts.setdefault("/".join(file.split("/")[: 2 if file.startswith("services/") else 1]), x)
-        top = ", ".join(f"{x['function'].split(' (')[0]} ({x['function'].rsplit(' (', 1)[-1]} {x['percent']}%"
-                        for x in list(firsts.values())[:4])
+        top = ", ".join(
+            f"{x['function'].split(' (')[0]} ({x['function'].rsplit(' (', 1)[-1]} {x['percent']}%"
+            for x in list(firsts.values())[:4]
+        )
         if prof.get("top_own"):
             own = prof["top_own"][0]
             top += f"; most own time: {own['function'].split(' (')[0]} {own['percent']}%"
-        return [(name, f"router {r['reports_per_s']:,.1f} reports/s, {r['referrals_per_s']:,.1f} referrals/s "
-                       f"(fan-out {r['fan_out']}, tracker {'on' if r['tracker'] else 'off'}, "
-                       f"{r['referrals_seen']}/{r['referrals_expected']} referrals; CPU cores busy: "
-                       f"{', '.join(f'{k} {c}' for k, c in r['cpu_cores_busy'].items())})", "—", "—"),
-                (name, f"ratio router reports/s ÷ passthrough {p['events_per_s']:,.0f} events/s = "
-                       f"{data['ratio_reports_to_passthrough']}", f">= {data['target_ratio']}", yes(data["met"])),
-                (name, f"profile ({prof['status']}, cumulative % of router samples): {top}" if top
-                 else f"profile: {prof['status']}", "—", "—")]
+        return [
+            (
+                name,
+                f"router {r['reports_per_s']:,.1f} reports/s, {r['referrals_per_s']:,.1f} referrals/s "
+                f"(fan-out {r['fan_out']}, tracker {'on' if r['tracker'] else 'off'}, "
+                f"{r['referrals_seen']}/{r['referrals_expected']} referrals; CPU cores busy: "
+                f"{', '.join(f'{k} {c}' for k, c in r['cpu_cores_busy'].items())})",
+                "—",
+                "—",
+            ),
+            (
+                name,
+                f"ratio router reports/s ÷ passthrough {p['events_per_s']:,.0f} events/s = "
+                f"{data['ratio_reports_to_passthrough']}",
+                f">= {data['target_ratio']}",
+                yes(data["met"]),
+            ),
+            (
+                name,
+                f"profile ({prof['status']}, cumulative % of router samples): {top}"
+                if top
+                else f"profile: {prof['status']}",
+                "—",
+                "—",
+            ),
+        ]
     if name == "e2e_latency":
         out = []
         for load, r in data["loads"].items():
             target = f"p99 < {data['target_p99_ms_light']} ms" if load == "light" else "—"
             met = yes(data["met"]) if load == "light" else "—"
-            out.append((name, f"{load} {r['rate_achieved']}/s: p50 {r['p50_ms']} / p95 {r['p95_ms']} / "
-                              f"p99 {r['p99_ms']} ms ({r['received']}/{r['accepted']} received)", target, met))
+            out.append(
+                (
+                    name,
+                    f"{load} {r['rate_achieved']}/s: p50 {r['p50_ms']} / p95 {r['p95_ms']} / "
+                    f"p99 {r['p99_ms']} ms ({r['received']}/{r['accepted']} received)",
+                    target,
+                    met,
+                )
+            )
         return out
     if name == "adapter_intake":
-        rows = [(name + " (small)", f"adapter {data['adapter']['throughput_rps']:,.0f} req/s vs trivial "
-                 f"{data['trivial_202']['throughput_rps']:,.0f} req/s: ratio {data['ratio_adapter_to_trivial']}",
-                 f">= {data['target_ratio']}", yes(data["ratio_adapter_to_trivial"] >= data["target_ratio"]))]
+        rows = [
+            (
+                name + " (small)",
+                f"adapter {data['adapter']['throughput_rps']:,.0f} req/s vs trivial "
+                f"{data['trivial_202']['throughput_rps']:,.0f} req/s: ratio {data['ratio_adapter_to_trivial']}",
+                f">= {data['target_ratio']}",
+                yes(data["ratio_adapter_to_trivial"] >= data["target_ratio"]),
+            )
+        ]
         if "adapter_without_outbox" in data:
-            rows.append((name + " (small)", "diagnostic, the adapter with store() answered from memory: "
-                         f"{data['adapter_without_outbox']['throughput_rps']:,.0f} req/s, ratio "
-                         f"{data['ratio_without_outbox_to_trivial']}", "—", "—"))
+            rows.append(
+                (
+                    name + " (small)",
+                    "diagnostic, the adapter with store() answered from memory: "
+                    f"{data['adapter_without_outbox']['throughput_rps']:,.0f} req/s, ratio "
+                    f"{data['ratio_without_outbox_to_trivial']}",
+                    "—",
+                    "—",
+                )
+            )
         return rows
     if name == "rules_scale":
         last = data["rows"][-1]
-        return [(name + " (small)", f"{last['synthetic']} synthetic rules: evaluate x{last['evaluate_vs_10']}, "
-                 f"plan x{last['plan_vs_10']} of 10 rules", "within 2x", yes(data["met"]))]
+        return [
+            (
+                name + " (small)",
+                f"{last['synthetic']} synthetic rules: evaluate x{last['evaluate_vs_10']}, "
+                f"plan x{last['plan_vs_10']} of 10 rules",
+                "within 2x",
+                yes(data["met"]),
+            )
+        ]
     if name == "tracker_scale":
         worst = max(r["bytes_per_referral"] for r in data["rows"])
         sizes = ", ".join(f"{r['open_referrals']:,}" for r in data["rows"])
-        return [(name + " (small)", f"at most {worst} B per open referral ({sizes} open)", "< 1024 B",
-                 yes(data["met"]))]
+        return [
+            (name + " (small)", f"at most {worst} B per open referral ({sizes} open)", "< 1024 B", yes(data["met"]))
+        ]
     if name == "tracker_recovery":
-        return [(name, f"restart after SIGKILL with {data['open_referrals']:,} open referrals: gauges right after "
-                 f"{data['restart_to_gauges_right_s']} s (first start tracked them in "
-                 f"{data['first_start_to_all_tracked_s']} s)", "—", "—")]
+        return [
+            (
+                name,
+                f"restart after SIGKILL with {data['open_referrals']:,} open referrals: gauges right after "
+                f"{data['restart_to_gauges_right_s']} s (first start tracked them in "
+                f"{data['first_start_to_all_tracked_s']} s)",
+                "—",
+                "—",
+            )
+        ]
     return []
 
 
@@ -137,8 +207,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="per part")
     args = parser.parse_args()
     if not kb.kafka_reachable(args.bootstrap):
-        raise SystemExit(f"no broker at {args.bootstrap}; start one with "
-                         "`.venv/bin/cluebus kafka up --port 19092 --run-dir .run/test`")
+        raise SystemExit(
+            f"no broker at {args.bootstrap}; start one with "
+            "`.venv/bin/cluebus kafka up --port 19092 --run-dir .run/test`"
+        )
 
     started = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
     table: list[tuple[str, str, str, str]] = []

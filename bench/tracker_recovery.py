@@ -57,9 +57,13 @@ def outstanding(port: int) -> float | None:
 
 
 def start_tracker(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(REPO / ".venv/bin/cluebus"), "tracker", "--metrics-port", str(port)], env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                            start_new_session=True)
+    return subprocess.Popen(
+        [str(REPO / ".venv/bin/cluebus"), "tracker", "--metrics-port", str(port)],
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True,
+    )
 
 
 def tracked_in(env: dict[str, str], log: Path, expected: int, timeout: float, stop: signal.Signals) -> float:
@@ -97,15 +101,17 @@ def main() -> None:
     rules = load_rules(REPO / "routing_rules.toml")
     ensure_topics(KafkaSettings(bootstrap=bootstrap), topic_specs(topics, rules.departments))
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=20, batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, batch_size=256 * 1024
+    )
     opened = reports = 0
     now = datetime.now(UTC)
     while opened < args.referrals:
         for report in many_reports(1000):
             decision = route_report(rules, report, now).decision
-            producer.send(topics.names.decisions, key=report.report_id.encode(),
-                          value=decision.model_dump_json().encode())
+            producer.send(
+                topics.names.decisions, key=report.report_id.encode(), value=decision.model_dump_json().encode()
+            )
             opened += len(decision.recipients)
             reports += 1
             if opened >= args.referrals:
@@ -114,10 +120,17 @@ def main() -> None:
     producer.close()
 
     work = Path(tempfile.mkdtemp(prefix="cluebus-recovery-"))
-    env = {**os.environ, "CLUEBUS_KAFKA_BOOTSTRAP": bootstrap, "CLUEBUS_TOPICS_PREFIX": topics.prefix,
-           "CLUEBUS_TOPICS_PARTITIONS": "3", "CLUEBUS_STATE_DIR": str(work / "state"),
-           "CLUEBUS_RULES_FILE": str(REPO / "routing_rules.toml"), "CLUEBUS_LOG_LEVEL": "warning",
-           "CLUEBUS_LOG_FORMAT": "json", "CLUEBUS_SESSION_TIMEOUT_S": "6"}
+    env = {
+        **os.environ,
+        "CLUEBUS_KAFKA_BOOTSTRAP": bootstrap,
+        "CLUEBUS_TOPICS_PREFIX": topics.prefix,
+        "CLUEBUS_TOPICS_PARTITIONS": "3",
+        "CLUEBUS_STATE_DIR": str(work / "state"),
+        "CLUEBUS_RULES_FILE": str(REPO / "routing_rules.toml"),
+        "CLUEBUS_LOG_LEVEL": "warning",
+        "CLUEBUS_LOG_FORMAT": "json",
+        "CLUEBUS_SESSION_TIMEOUT_S": "6",
+    }
     intake_s = tracked_in(env, work / "tracker-1.log", opened, args.timeout, stop=signal.SIGKILL)
     recovery_s = tracked_in(env, work / "tracker-2.log", opened, args.timeout, stop=signal.SIGTERM)
 
@@ -131,7 +144,7 @@ def main() -> None:
         "first_start_to_all_tracked_s": round(intake_s, 1),
         "restart_to_gauges_right_s": round(recovery_s, 1),
         "note": "restart time includes process start, the group join (the killed member's session "
-                "must expire first) and the changelog replay",
+        "must expire first) and the changelog replay",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -41,10 +41,12 @@ def build(n_referrals: int, tracker: Tracker, decisions: list) -> tuple[dict[byt
         template = decisions[i % len(decisions)]
         i += 1
         report_id = uuid7()
-        recipients = tuple(r.model_copy(update={"referral_id": f"{report_id}/{r.department}"})
-                           for r in template.recipients)
-        decision = template.model_copy(update={"report_id": report_id, "decision_id": report_id,
-                                               "recipients": recipients})
+        recipients = tuple(
+            r.model_copy(update={"referral_id": f"{report_id}/{r.department}"}) for r in template.recipients
+        )
+        decision = template.model_copy(
+            update={"report_id": report_id, "decision_id": report_id, "recipients": recipients}
+        )
         out = tracker.on_decision(None, decision, i % 6, now)
         table[report_id.encode()] = out.track.to_bytes()
         count += len(out.track.refs)
@@ -80,12 +82,14 @@ def measure(n: int, tracker: Tracker, decisions: list) -> dict:
         index.outstanding.oldest(department, stage)
     scrape_ms = (time.perf_counter() - started) * 1e3
     result = {
-        "open_referrals": referrals, "reports": reports,
+        "open_referrals": referrals,
+        "reports": reports,
         "bytes_per_referral": round(total_bytes / referrals),
         "table_bytes_per_referral": round(table_bytes / referrals),
         "index_rebuild_s": round(rebuild_s, 3),
         "clock_scan_idle_us": round(idle_scan_us, 2),
-        "clock_scan_due_ms": round(busy_scan_ms, 3), "due_found": len(due),
+        "clock_scan_due_ms": round(busy_scan_ms, 3),
+        "due_found": len(due),
         "gauge_scrape_ms": round(scrape_ms, 3),
     }
     del table, index
@@ -101,11 +105,17 @@ def main() -> None:
     rules = load_rules(REPO / "routing_rules.toml")
     tracker = Tracker(rules)
     routed_at = datetime.now(UTC) - timedelta(minutes=1)
-    decisions = [route_report(rules, parse_report(json.dumps({**d, "received_at": routed_at.isoformat()})),
-                              routed_at).decision for d in load_examples("v1", "reports").values()]
+    decisions = [
+        route_report(rules, parse_report(json.dumps({**d, "received_at": routed_at.isoformat()})), routed_at).decision
+        for d in load_examples("v1", "reports").values()
+    ]
     rows = [measure(int(n), tracker, decisions) for n in args.sizes.split(",")]
-    result = {"benchmark": "tracker_scale", "target": "under 1 KB per open referral", "rows": rows,
-              "met": all(r["bytes_per_referral"] < 1024 for r in rows)}
+    result = {
+        "benchmark": "tracker_scale",
+        "target": "under 1 KB per open referral",
+        "rows": rows,
+        "met": all(r["bytes_per_referral"] < 1024 for r in rows),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -65,9 +65,7 @@ def _walk(model: type[BaseModel]) -> tuple[tuple[str, Sensitivity | None], ...]:
     return tuple(_walk_uncached(model, ()))
 
 
-def _walk_uncached(
-    model: type[BaseModel], seen: tuple[type[BaseModel], ...]
-) -> list[tuple[str, Sensitivity | None]]:
+def _walk_uncached(model: type[BaseModel], seen: tuple[type[BaseModel], ...]) -> list[tuple[str, Sensitivity | None]]:
     if model in seen:
         raise TypeError(f"{model.__name__} contains itself; field paths would be infinite")
     out: list[tuple[str, Sensitivity | None]] = []
@@ -105,9 +103,7 @@ def sensitive_fields(model: type[BaseModel]) -> dict[str, Sensitivity]:
 # Keys that would carry DNA or biometric data. The plan reserves DNA to the police, so
 # no source may send it; saying so beats a generic "extra field" error.
 DNA_KEY = re.compile(r"dna|genetic|biometric|fingerprint|iris|face_?print|voiceprint", re.I)
-DNA_MESSAGE = (
-    "DNA and biometric data may only be collected by the police (field '{path}'); do not send it"
-)
+DNA_MESSAGE = "DNA and biometric data may only be collected by the police (field '{path}'); do not send it"
 
 
 def find_dna_keys(data: Any, prefix: str = "") -> list[str]:

@@ -127,9 +127,7 @@ class Stage(StrEnum):
 
     @property
     def rank(self) -> int:
-        return {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}[
-            self.value
-        ]
+        return {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}[self.value]
 
     @property
     def terminal(self) -> bool:

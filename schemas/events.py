@@ -74,9 +74,7 @@ def ack_id_for(referral_id: str, stage: AckStage | str) -> str:
     return _uuid5(f"ack/{referral_id}/{_value(stage)}")
 
 
-def escalation_id_for(
-    referral_id: str, stage: DueStage | str, level: int, repeat: int, reason: str = "overdue"
-) -> str:
+def escalation_id_for(referral_id: str, stage: DueStage | str, level: int, repeat: int, reason: str = "overdue") -> str:
     """One escalation of one referral's overdue stage, at one level, the ``repeat``-th time.
 
     An escalation for another reason than ``overdue`` (a lead's decline) has an id
@@ -95,9 +93,7 @@ def _value(x: Any) -> str:
     return str(getattr(x, "value", x))
 
 
-def _check_referral_id(
-    referral_id: str, report_id: str, department: str, where: str = "referral_id"
-) -> None:
+def _check_referral_id(referral_id: str, report_id: str, department: str, where: str = "referral_id") -> None:
     if referral_id != referral_id_for(report_id, department):
         raise ValueError(f"{where} is not the referral of report_id to department '{department}'")
 
@@ -131,9 +127,7 @@ class DueTimes(Model):
 class Referral(Event):
     """One report forwarded to one department, reduced to what that department may see."""
 
-    referral_id: str = Field(
-        pattern=UUID_PATTERN, description="referral_id_for(report_id, department)."
-    )
+    referral_id: str = Field(pattern=UUID_PATTERN, description="referral_id_for(report_id, department).")
     report_id: str = Field(pattern=UUID7_PATTERN)
     department: str = Field(pattern=DEPARTMENT_ID)
     role: Role
@@ -141,23 +135,15 @@ class Referral(Event):
     source: Source
     category: Category
     routed_at: AwareDatetime
-    rule_path: tuple[str, ...] = Field(
-        min_length=1, description="Route names from the root to the deciding route."
-    )
+    rule_path: tuple[str, ...] = Field(min_length=1, description="Route names from the root to the deciding route.")
     rules_version: str = Field(min_length=1, max_length=100)
     due: DueTimes
     case_owner_required: bool = Field(
         False, description="Acceptance must name a case owner; never closes without an outcome."
     )
-    anonymised: bool = Field(
-        False, description="Identity was removed (an adult victim refused consent)."
-    )
-    fields: tuple[str, ...] = Field(
-        description="Dotted paths of the report this copy may hold (names, never values)."
-    )
-    report: dict[str, Any] = Field(
-        description="The report reduced to this department's fields (partial, so untyped)."
-    )
+    anonymised: bool = Field(False, description="Identity was removed (an adult victim refused consent).")
+    fields: tuple[str, ...] = Field(description="Dotted paths of the report this copy may hold (names, never values).")
+    report: dict[str, Any] = Field(description="The report reduced to this department's fields (partial, so untyped).")
 
     @model_validator(mode="after")
     def _id_matches(self) -> Referral:
@@ -193,26 +179,15 @@ class Ack(Event):
     by: str = Field(pattern=STAFF_ID, description="Staff or system id (not a name).")
     at: AwareDatetime
     reason_code: DeclineReason | None = Field(None, validate_default=True)
-    reason: str | None = personal(
-        Sensitivity.personal, None, max_length=2000, validate_default=True
-    )
-    case_owner: str | None = Field(
-        None, pattern=STAFF_ID, description="Staff id of the case owner."
-    )
+    reason: str | None = personal(Sensitivity.personal, None, max_length=2000, validate_default=True)
+    case_owner: str | None = Field(None, pattern=STAFF_ID, description="Staff id of the case owner.")
     outcome_code: OutcomeCode | None = Field(None, validate_default=True)
-    outcome: str | None = personal(
-        Sensitivity.personal, None, max_length=4000, validate_default=True
-    )
+    outcome: str | None = personal(Sensitivity.personal, None, max_length=4000, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
     def _derive_id(cls, data: Any) -> Any:
-        if (
-            isinstance(data, dict)
-            and data.get("ack_id") is None
-            and data.get("referral_id")
-            and data.get("stage")
-        ):
+        if isinstance(data, dict) and data.get("ack_id") is None and data.get("referral_id") and data.get("stage"):
             data = {**data, "ack_id": ack_id_for(str(data["referral_id"]), _value(data["stage"]))}
         return data
 
@@ -230,9 +205,7 @@ class Ack(Event):
     def _ids_match(self) -> Ack:
         _check_referral_id(self.referral_id, self.report_id, self.department)
         if self.ack_id != ack_id_for(self.referral_id, self.stage):
-            raise ValueError(
-                "ack_id is not ack_id_for(referral_id, stage); leave it out to have it derived"
-            )
+            raise ValueError("ack_id is not ack_id_for(referral_id, stage); leave it out to have it derived")
         return self
 
 
@@ -243,9 +216,7 @@ def _only_at(value: Any, info: ValidationInfo, stage: AckStage, doing: str) -> A
     if given == stage and (value is None or value == ""):
         raise ValueError(f"{info.field_name} is required when {doing}")
     if given != stage and value is not None:
-        raise ValueError(
-            f"{info.field_name} belongs to stage '{stage.value}' only, not '{given.value}'"
-        )
+        raise ValueError(f"{info.field_name} belongs to stage '{stage.value}' only, not '{given.value}'")
     return value
 
 
@@ -258,12 +229,8 @@ class Escalation(Event):
     )
     referral_id: str = Field(pattern=UUID_PATTERN)
     report_id: str = Field(pattern=UUID7_PATTERN)
-    department: str = Field(
-        pattern=DEPARTMENT_ID, description="The department whose referral is escalated."
-    )
-    stage_overdue: DueStage = Field(
-        description="The step that was due (for a lead's decline: decided)."
-    )
+    department: str = Field(pattern=DEPARTMENT_ID, description="The department whose referral is escalated.")
+    stage_overdue: DueStage = Field(description="The step that was due (for a lead's decline: decided).")
     level: int = Field(ge=1, le=20)
     repeat: int = Field(0, ge=0, description="How many times this level was repeated before.")
     target: str = Field(
@@ -391,9 +358,7 @@ class RecipientDecision(Model):
 class RoutingDecision(Event):
     """Audit record of one routing: rules matched, who got which fields (no personal values)."""
 
-    decision_id: str = Field(
-        pattern=UUID7_PATTERN, description="Equal to report_id: one decision per report."
-    )
+    decision_id: str = Field(pattern=UUID7_PATTERN, description="Equal to report_id: one decision per report.")
     report_id: str = Field(pattern=UUID7_PATTERN)
     source: Source
     source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN)
@@ -403,9 +368,7 @@ class RoutingDecision(Event):
     rules_version: str = Field(min_length=1, max_length=100)
     decided_at: AwareDatetime
     fallback: bool = Field(False, description="No route matched; the root's recipients were used.")
-    matched_routes: tuple[tuple[str, ...], ...] = Field(
-        description="Each matched route as its path of route names."
-    )
+    matched_routes: tuple[tuple[str, ...], ...] = Field(description="Each matched route as its path of route names.")
     recipients: tuple[RecipientDecision, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

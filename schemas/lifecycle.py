@@ -18,8 +18,9 @@ class AckRefusal(NamedTuple):
     message: str
 
 
-def ack_refusal(current: str, new: str, *, case_owner_required: bool = False,
-                case_owner: str | None = None) -> AckRefusal | None:
+def ack_refusal(
+    current: str, new: str, *, case_owner_required: bool = False, case_owner: str | None = None
+) -> AckRefusal | None:
     """Why acknowledging stage ``new`` of a referral now at ``current`` is refused, or None.
 
     Repeating the current stage is not refused (acknowledgements are idempotent).

@@ -47,9 +47,7 @@ def _known_country(code: str) -> str:
 
 CountryCode = Annotated[
     str,
-    Field(
-        pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, upper case (CN, VN, MM, ...)."
-    ),
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, upper case (CN, VN, MM, ...)."),
     AfterValidator(_known_country),
 ]
 
@@ -60,18 +58,10 @@ class Location(Model):
     district_code: str | None = Field(
         None, pattern=r"^\d{6}$", description="6-digit county code, e.g. 120118 (Jinghai)."
     )
-    township_code: str | None = Field(
-        None, pattern=r"^\d{9}$", description="9-digit township code."
-    )
-    village_code: str | None = Field(
-        None, pattern=r"^\d{12}$", description="12-digit village/community code."
-    )
-    address: str | None = personal(
-        IDENT, None, max_length=500, description="Exact address: identifying."
-    )
-    description: str | None = personal(
-        PERS, None, max_length=2000, description="Where, in words (e.g. 'bus station')."
-    )
+    township_code: str | None = Field(None, pattern=r"^\d{9}$", description="9-digit township code.")
+    village_code: str | None = Field(None, pattern=r"^\d{12}$", description="12-digit village/community code.")
+    address: str | None = personal(IDENT, None, max_length=500, description="Exact address: identifying.")
+    description: str | None = personal(PERS, None, max_length=2000, description="Where, in words (e.g. 'bus station').")
 
     @model_validator(mode="after")
     def _codes_nest(self) -> Location:
@@ -79,9 +69,7 @@ class Location(Model):
         for outer, inner in (("district_code", "township_code"), ("township_code", "village_code")):
             a, b = getattr(self, outer), getattr(self, inner)
             if a is not None and b is not None and not b.startswith(a):
-                raise ValueError(
-                    f"location.{inner} '{b}' does not lie within location.{outer} '{a}'"
-                )
+                raise ValueError(f"location.{inner} '{b}' does not lie within location.{outer} '{a}'")
         return self
 
 
@@ -89,9 +77,7 @@ class Reporter(Model):
     """The member of staff who reports (a professional under the duty to report)."""
 
     name: str = personal(IDENT, min_length=1, max_length=100)
-    role: str = Field(
-        min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'."
-    )
+    role: str = Field(min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'.")
     organisation: str = Field(min_length=1, max_length=200)
     phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
 
@@ -114,9 +100,7 @@ class Subject(Model):
         description="Derived from age when only age is given.",
     )
     id_type: IdType | None = personal(IDENT, None)
-    id_number: str | None = personal(
-        IDENT, None, min_length=4, max_length=40, validate_default=True
-    )
+    id_number: str | None = personal(IDENT, None, min_length=4, max_length=40, validate_default=True)
     phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
     nationality: CountryCode | None = personal(PERS, None)
     disability: Disability = personal(SPEC, Disability.unknown)
@@ -133,8 +117,7 @@ class Subject(Model):
             return derived
         if band != derived:
             raise ValueError(
-                f"age {age} does not agree with age_band '{band.value}' "
-                f"(age {age} is in '{derived.value}')"
+                f"age {age} does not agree with age_band '{band.value}' (age {age} is in '{derived.value}')"
             )
         return band
 
@@ -170,9 +153,7 @@ class Subject(Model):
 
 
 URI_SCHEMES = frozenset({"https", "http", "urn", "s3", "oss", "obs", "cos"})
-INLINE_KEYS = frozenset(
-    {"content", "data", "bytes", "base64", "body", "inline", "blob", "file", "payload"}
-)
+INLINE_KEYS = frozenset({"content", "data", "bytes", "base64", "body", "inline", "blob", "file", "payload"})
 
 
 class Attachment(Model):
@@ -187,9 +168,7 @@ class Attachment(Model):
         description="https/http, urn, or object-store (s3, oss, obs, cos) URI.",
     )
     media_type: str = Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100)
-    sha256: str | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex digest of the file."
-    )
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex digest of the file.")
     kind: AttachmentKind = AttachmentKind.document
     description: str | None = personal(PERS, None, max_length=500)
 
@@ -213,18 +192,13 @@ class Attachment(Model):
         if scheme == "data":
             raise ValueError("attachments are references, not content: a data: URI is not accepted")
         if not sep or scheme not in URI_SCHEMES:
-            raise ValueError(
-                f"uri must be a reference with one of the schemes {', '.join(sorted(URI_SCHEMES))}"
-            )
+            raise ValueError(f"uri must be a reference with one of the schemes {', '.join(sorted(URI_SCHEMES))}")
         if scheme != "urn":
             authority = rest.removeprefix("//").split("/", 1)[0]
             if not rest.startswith("//") or not authority:
                 raise ValueError(f"uri must name a host or bucket: {scheme}://host/path")
             if "@" in authority:
-                raise ValueError(
-                    "uri must not carry credentials (user:password@); "
-                    "recipients use their own access"
-                )
+                raise ValueError("uri must not carry credentials (user:password@); recipients use their own access")
         return value
 
 
@@ -237,9 +211,7 @@ class SubmissionBase(Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
         description="The sender's own id for this report; the same value again is a duplicate.",
     )
-    reported_at: AwareDatetime = Field(
-        description="When the reporter made the report (with a UTC offset)."
-    )
+    reported_at: AwareDatetime = Field(description="When the reporter made the report (with a UTC offset).")
     category: Category
     urgency: Urgency = Urgency.normal
     location: Location = Field(default_factory=Location)
@@ -248,9 +220,7 @@ class SubmissionBase(Model):
     narrative: str = personal(
         PERS, min_length=1, max_length=20_000, description="What happened, in the reporter's words."
     )
-    indicators: tuple[Indicator, ...] = Field(
-        default=(), max_length=len(Indicator), description="Unique."
-    )
+    indicators: tuple[Indicator, ...] = Field(default=(), max_length=len(Indicator), description="Unique.")
     consent: Consent = Field(
         Consent.unknown,
         validate_default=True,
@@ -267,9 +237,7 @@ class SubmissionBase(Model):
     @classmethod
     def _not_in_future(cls, value: datetime) -> datetime:
         if value > datetime.now(UTC) + FUTURE_TOLERANCE:
-            raise ValueError(
-                "reported_at is in the future (more than 5 minutes ahead of the bus clock)"
-            )
+            raise ValueError("reported_at is in the future (more than 5 minutes ahead of the bus clock)")
         return value
 
     @field_validator("indicators")
@@ -282,9 +250,7 @@ class SubmissionBase(Model):
 
     @field_validator("subjects")
     @classmethod
-    def _subjects_fit_category(
-        cls, subjects: tuple[Subject, ...], info: ValidationInfo
-    ) -> tuple[Subject, ...]:
+    def _subjects_fit_category(cls, subjects: tuple[Subject, ...], info: ValidationInfo) -> tuple[Subject, ...]:
         category = info.data.get("category")
         if category is None:  # invalid category: reported under 'category'
             return subjects
@@ -294,12 +260,8 @@ class SubmissionBase(Model):
                 "a minor (age under 18 or a minor age_band) or of unknown age, "
                 "but every subject is an adult"
             )
-        if category not in NO_VICTIM_NEEDED and not any(
-            s.role == SubjectRole.victim for s in subjects
-        ):
-            raise ValueError(
-                f"category '{category.value}' needs at least one subject with role 'victim'"
-            )
+        if category not in NO_VICTIM_NEEDED and not any(s.role == SubjectRole.victim for s in subjects):
+            raise ValueError(f"category '{category.value}' needs at least one subject with role 'victim'")
         return subjects
 
     @field_validator("consent")
@@ -307,9 +269,7 @@ class SubmissionBase(Model):
     def _minor_needs_no_consent(cls, consent: Consent, info: ValidationInfo) -> Consent:
         subjects = info.data.get("subjects") or ()
         if consent == Consent.refused:
-            minors = [
-                i for i, s in enumerate(subjects) if s.role == SubjectRole.victim and s.is_minor
-            ]
+            minors = [i for i, s in enumerate(subjects) if s.role == SubjectRole.victim and s.is_minor]
             if minors:
                 raise ValueError(
                     "a minor's report is shared without consent under mandatory reporting "
@@ -336,13 +296,9 @@ class ReportEnvelope(Model):
         le=SCHEMA_VERSION,
         description="Version of the report schema; newer than this code is rejected.",
     )
-    report_id: str = Field(
-        pattern=UUID7_PATTERN, description="UUIDv7 assigned by the adapter (time-ordered)."
-    )
+    report_id: str = Field(pattern=UUID7_PATTERN, description="UUIDv7 assigned by the adapter (time-ordered).")
     source: Source
-    source_system: str = Field(
-        pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender."
-    )
+    source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender.")
     received_at: AwareDatetime = Field(description="When the adapter accepted the submission.")
 
     @model_validator(mode="before")

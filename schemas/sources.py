@@ -127,9 +127,7 @@ class MarriageDetails(Model):
         default=(), max_length=2, description="Nationality of each party, ISO alpha-2."
     )
     intermediary_agency: str | None = Field(None, max_length=200)
-    document_anomalies: tuple[DocumentAnomaly, ...] = Field(
-        default=(), max_length=len(DocumentAnomaly)
-    )
+    document_anomalies: tuple[DocumentAnomaly, ...] = Field(default=(), max_length=len(DocumentAnomaly))
     interpreter_present: bool = False
     interpreter_is_intermediary: bool = False
 
@@ -189,15 +187,11 @@ class SchoolSubmission(SubmissionBase):
         index = details.pupil_subject_index
         if index >= len(subjects):
             raise ValueError(
-                f"details.pupil_subject_index {index} is not an entry of subjects "
-                f"(0..{len(subjects) - 1})"
+                f"details.pupil_subject_index {index} is not an entry of subjects (0..{len(subjects) - 1})"
             )
         pupil = subjects[index]
         if not (pupil.is_minor or pupil.age_unknown):
-            raise ValueError(
-                f"details.pupil_subject_index {index} must point at a minor "
-                "or a subject of unknown age"
-            )
+            raise ValueError(f"details.pupil_subject_index {index} must point at a minor or a subject of unknown age")
         return details
 
     @property
@@ -238,9 +232,7 @@ class VenueReport(ReportEnvelope, VenueSubmission):
     source: Literal[Source.venue] = Source.venue
 
 
-Submission: TypeAlias = (
-    HospitalSubmission | SchoolSubmission | LabourSubmission | MarriageSubmission | VenueSubmission
-)
+Submission: TypeAlias = HospitalSubmission | SchoolSubmission | LabourSubmission | MarriageSubmission | VenueSubmission
 AnyReport: TypeAlias = HospitalReport | SchoolReport | LabourReport | MarriageReport | VenueReport
 Report = Annotated[AnyReport, Field(discriminator="source")]
 ReportAdapter: TypeAdapter[AnyReport] = TypeAdapter(Report)
@@ -287,9 +279,7 @@ def make_report(
     source = Source(source)
     expected = SUBMISSION_MODELS[source]
     if type(submission) is not expected:
-        raise TypeError(
-            f"a {source.value} report needs a {expected.__name__}, not {type(submission).__name__}"
-        )
+        raise TypeError(f"a {source.value} report needs a {expected.__name__}, not {type(submission).__name__}")
     return REPORT_MODELS[source].model_validate(  # type: ignore[return-value]
         {
             **submission.model_dump(mode="python"),

@@ -41,7 +41,9 @@ def _broker(port: int, run_dir: Path | None):  # type: ignore[no-untyped-def]
 
 _port_option = click.option("--port", type=int, default=9092, show_default=True, help="Broker port.")
 _run_dir_option = click.option(
-    "--run-dir", type=click.Path(path_type=Path), default=None,
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Folder for the broker's data, log and pid (default: .run/ in the checkout).",
 )
 

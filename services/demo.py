@@ -46,8 +46,12 @@ class Processes:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "services", *args], env={**self.env, **extra_env}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+            [sys.executable, "-m", "services", *args],
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
         )
 
     def check(self) -> None:
@@ -111,8 +115,11 @@ def demo_command(keep_running: bool) -> None:
             procs.start(f"adapter-{source}", "adapter", source)
         client = httpx.Client(timeout=10)
         for source in SOURCES:
-            _wait(lambda s=source: client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
-                  f"the {source} adapter", procs)
+            _wait(
+                lambda s=source: client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
+                f"the {source} adapter",
+                procs,
+            )
         _say("services up: 5 adapters (8101-8105), router (metrics 9301), tracker (metrics 9302)\n")
 
         _say("1. Each sector's system posts a report to its adapter:")
@@ -120,8 +127,11 @@ def demo_command(keep_running: bool) -> None:
         for source in SOURCES:
             body = json.loads((EXAMPLES / f"{source}.json").read_text())
             body["source_ref"] = f"demo-{source}-{uuid.uuid4().hex[:8]}"
-            answer = client.post(f"http://127.0.0.1:{ADAPTER_PORTS[source]}/v1/reports", json=body,
-                                 headers={"Authorization": f"Bearer demo-{source}-token"})
+            answer = client.post(
+                f"http://127.0.0.1:{ADAPTER_PORTS[source]}/v1/reports",
+                json=body,
+                headers={"Authorization": f"Bearer demo-{source}-token"},
+            )
             if answer.status_code != 202:
                 raise click.ClickException(f"{source} adapter answered {answer.status_code}: {answer.text}")
             receipts[source] = (answer.json()["report_id"], body["category"])
@@ -130,9 +140,12 @@ def demo_command(keep_running: bool) -> None:
         _say("\n2. The router forwards each report to the departments that must act:")
         statuses = {}
         for source, (report_id, _category) in receipts.items():
+
             def routed(s=source, r=report_id):  # type: ignore[no-untyped-def]
-                view = client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/v1/reports/{r}",
-                                  headers={"Authorization": f"Bearer demo-{s}-token"}).json()
+                view = client.get(
+                    f"http://127.0.0.1:{ADAPTER_PORTS[s]}/v1/reports/{r}",
+                    headers={"Authorization": f"Bearer demo-{s}-token"},
+                ).json()
                 return view if view.get("status") else None
 
             statuses[source] = _wait(routed, f"the routing of the {source} report", procs)
@@ -148,8 +161,10 @@ def demo_command(keep_running: bool) -> None:
         hospital_id = receipts["hospital"][0]
 
         def police_done():  # type: ignore[no-untyped-def]
-            view = client.get(f"http://127.0.0.1:8101/v1/reports/{hospital_id}",
-                              headers={"Authorization": "Bearer demo-hospital-token"}).json()
+            view = client.get(
+                f"http://127.0.0.1:8101/v1/reports/{hospital_id}",
+                headers={"Authorization": "Bearer demo-hospital-token"},
+            ).json()
             police = [d for d in view["status"]["departments"] if d["department"] == "police"]
             return view if police and police[0]["stage"] == "completed" else None
 
@@ -161,8 +176,12 @@ def demo_command(keep_running: bool) -> None:
         _say("\n5. Administrators watch acknowledgement delays (http://127.0.0.1:9302/metrics):")
         metrics = client.get("http://127.0.0.1:9302/metrics").text
         for line in metrics.splitlines():
-            if line.startswith(("cluebus_referrals_outstanding{department=\"police\"",
-                                "cluebus_ack_delay_seconds_count{department=\"police\"")):
+            if line.startswith(
+                (
+                    'cluebus_referrals_outstanding{department="police"',
+                    'cluebus_ack_delay_seconds_count{department="police"',
+                )
+            ):
                 _say(f"   {line}")
         _say("\nDone. Try: .venv/bin/cluebus rules explain schemas/examples/v1/reports/school-missing_child.json")
         if keep_running:
@@ -178,9 +197,16 @@ def demo_command(keep_running: bool) -> None:
 def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]
     from services.inbox.client import DepartmentInbox
 
-    inbox = DepartmentInbox(kafka, topics, "police", store=state / "inbox-police.sqlite3", user="officer.0042",
-                            rules_file=REPO / "routing_rules.toml")
+    inbox = DepartmentInbox(
+        kafka,
+        topics,
+        "police",
+        store=state / "inbox-police.sqlite3",
+        user="officer.0042",
+        rules_file=REPO / "routing_rules.toml",
+    )
     try:
+
         def mine():  # type: ignore[no-untyped-def]
             inbox.sync(timeout_s=2)
             return [p for p in inbox.pending() if p.report_id == report_id]

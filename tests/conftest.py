@@ -55,11 +55,7 @@ def topic_settings(request: pytest.FixtureRequest) -> Iterator[TopicSettings]:
     between runs, and ~110 partitions a test once filled it up to its file-handle limit.
     """
     settings = TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
-    kafka = (
-        request.getfixturevalue("kafka_settings")
-        if "kafka_bootstrap" in request.fixturenames
-        else None
-    )
+    kafka = request.getfixturevalue("kafka_settings") if "kafka_bootstrap" in request.fixturenames else None
     yield settings
     if kafka is not None:
         from services.common.topic_admin import delete_prefixed_topics

@@ -26,6 +26,4 @@ def load_examples(version: str = "v1", kind: str = "reports") -> dict[str, dict[
     folder = HERE / version / kind
     if not folder.is_dir():
         raise FileNotFoundError(f"no examples for schema version {version!r} ({folder})")
-    return {
-        p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
-    }
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}

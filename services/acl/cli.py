@@ -26,7 +26,10 @@ def _friendly(func):  # type: ignore[no-untyped-def]
 
 
 _rules_option = click.option(
-    "--rules", "rules_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    "--rules",
+    "rules_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
     help="Routing rules file whose departments get principals (default: CLUEBUS_RULES_FILE).",
 )
 
@@ -40,8 +43,11 @@ def _desired(rules_file: Path | None):  # type: ignore[no-untyped-def]
     departments = read_departments(rules_file or service.rules_file)
     desired = derive_grants(prefix, departments)
     for grant in unmanaged(desired, prefix):
-        click.echo(f"warning: {grant.name} is outside the prefix {prefix!r}: its ACLs are added "
-                   "but never removed automatically", err=True)
+        click.echo(
+            f"warning: {grant.name} is outside the prefix {prefix!r}: its ACLs are added "
+            "but never removed automatically",
+            err=True,
+        )
     return prefix, departments, desired
 
 
@@ -62,8 +68,12 @@ def acl() -> None:
 
 @acl.command("plan")
 @_rules_option
-@click.option("--diff", "against_broker", is_flag=True,
-              help="Compare with the broker: + to add, - to remove (needs admin access).")
+@click.option(
+    "--diff",
+    "against_broker",
+    is_flag=True,
+    help="Compare with the broker: + to add, - to remove (needs admin access).",
+)
 @click.option("--why", is_flag=True, help="Add a column saying why each ACL exists.")
 @_friendly
 def acl_plan(rules_file: Path | None, against_broker: bool, why: bool) -> None:
@@ -83,8 +93,7 @@ def acl_plan(rules_file: Path | None, against_broker: bool, why: bool) -> None:
     finally:
         client.close()
     marks = {**{g: "+" for g in changes.to_add}, **{g: "-" for g in changes.to_remove}}
-    click.echo(render_table([*changes.unchanged, *changes.to_add, *changes.to_remove],
-                            marks=marks, why=why))
+    click.echo(render_table([*changes.unchanged, *changes.to_add, *changes.to_remove], marks=marks, why=why))
     click.echo("\n" + _summary(len(changes.to_add), len(changes.to_remove), len(changes.unchanged)))
 
 
@@ -117,20 +126,36 @@ def acl_apply(rules_file: Path | None, dry_run: bool) -> None:
 
 @acl.command("users")
 @_rules_option
-@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of <principal>.password files (default: CLUEBUS_ACL_SECRETS_DIR).")
-@click.option("--principal", "only", multiple=True,
-              help="Only these principals (repeatable); default: every principal of the bus.")
-@click.option("--generate-missing", is_flag=True,
-              help="Write a random password (0600) into the secrets folder for each principal "
-                   "without one.")
-@click.option("--skip-missing", is_flag=True,
-              help="Set the principals that have a secret and list the others instead of failing.")
-@click.option("--prune", is_flag=True,
-              help="Also delete credentials of cluebus-named principals no longer derived.")
+@click.option(
+    "--secrets-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of <principal>.password files (default: CLUEBUS_ACL_SECRETS_DIR).",
+)
+@click.option(
+    "--principal",
+    "only",
+    multiple=True,
+    help="Only these principals (repeatable); default: every principal of the bus.",
+)
+@click.option(
+    "--generate-missing",
+    is_flag=True,
+    help="Write a random password (0600) into the secrets folder for each principal without one.",
+)
+@click.option(
+    "--skip-missing", is_flag=True, help="Set the principals that have a secret and list the others instead of failing."
+)
+@click.option("--prune", is_flag=True, help="Also delete credentials of cluebus-named principals no longer derived.")
 @_friendly
-def acl_users(rules_file: Path | None, secrets_dir: Path | None, only: tuple[str, ...],
-              generate_missing: bool, skip_missing: bool, prune: bool) -> None:
+def acl_users(
+    rules_file: Path | None,
+    secrets_dir: Path | None,
+    only: tuple[str, ...],
+    generate_missing: bool,
+    skip_missing: bool,
+    prune: bool,
+) -> None:
     """Create or replace each principal's SCRAM-SHA-512 credential from its secret."""
     from services.acl.departments import department_ids
     from services.acl.model import all_principals
@@ -171,8 +196,7 @@ def acl_users(rules_file: Path | None, secrets_dir: Path | None, only: tuple[str
         click.echo(f"deleted   {principal}")
     for principal in result.missing:
         click.echo(f"skipped   {principal}: no secret", err=True)
-    click.echo(f"{len(result.set)} set, {len(result.deleted)} deleted, "
-               f"{len(result.missing)} skipped")
+    click.echo(f"{len(result.set)} set, {len(result.deleted)} deleted, {len(result.missing)} skipped")
 
 
 COMMANDS = [acl]

@@ -64,7 +64,10 @@ def from_acl(acl: ACL) -> Grant:
 
 
 ALL = ACLFilter(
-    principal=None, host=None, operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+    principal=None,
+    host=None,
+    operation=ACLOperation.ANY,
+    permission_type=ACLPermissionType.ANY,
     resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
 )
 
@@ -93,8 +96,7 @@ class ApplyResult:
     unchanged: list[Grant]
 
 
-def apply(admin: KafkaAdminClient, desired: list[Grant], prefix: str,
-          settle_timeout_s: float = 15.0) -> ApplyResult:
+def apply(admin: KafkaAdminClient, desired: list[Grant], prefix: str, settle_timeout_s: float = 15.0) -> ApplyResult:
     """Make the managed ACLs equal ``desired``: add what is missing first, then remove the rest.
 
     Adding before removing means that a grant which only moves never lapses. ACL
@@ -119,16 +121,14 @@ def apply(admin: KafkaAdminClient, desired: list[Grant], prefix: str,
         failed = [(f, e) for f, _matched, e in results if e is not NoError]
         if failed:
             raise AclError(
-                f"{len(failed)} ACLs were not deleted: "
-                + ", ".join(sorted({e.__name__ for _f, e in failed}))
+                f"{len(failed)} ACLs were not deleted: " + ", ".join(sorted({e.__name__ for _f, e in failed}))
             )
     if not changes.empty:
         wait_until_visible(admin, desired, prefix, settle_timeout_s)
     return ApplyResult(changes.to_add, changes.to_remove, changes.unchanged)
 
 
-def wait_until_visible(admin: KafkaAdminClient, desired: list[Grant], prefix: str,
-                       timeout_s: float) -> None:
+def wait_until_visible(admin: KafkaAdminClient, desired: list[Grant], prefix: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         pending = plan_against(admin, desired, prefix)

@@ -113,8 +113,7 @@ def _faust_internals(user: str, app_id: str) -> list[Grant]:
     ]
 
 
-def referral_topic(names: TopicNames, department: str,
-                   overrides: Mapping[str, str | None] | None = None) -> str:
+def referral_topic(names: TopicNames, department: str, overrides: Mapping[str, str | None] | None = None) -> str:
     """A department's referral topic: its ``topic`` override in the rules, else the default."""
     return (overrides or {}).get(department) or names.referral(department)
 
@@ -145,10 +144,7 @@ def derive_grants(
     router_id = names.app_id(ROUTER)
     grants += [_topic(ROUTER, "READ", names.report(s), "route reports") for s in sources]
     grants.append(_group(ROUTER, router_id, "faust app id = consumer group"))
-    grants += [
-        _topic(ROUTER, "WRITE", referral_topic(names, d, overrides), "deliver referrals")
-        for d in departments
-    ]
+    grants += [_topic(ROUTER, "WRITE", referral_topic(names, d, overrides), "deliver referrals") for d in departments]
     grants += [
         _topic(ROUTER, "WRITE", names.decisions, "audit trail of routing decisions"),
         _topic(ROUTER, "WRITE", names.status, "report status"),
@@ -172,8 +168,7 @@ def derive_grants(
     for department in departments:
         user = department_principal(department)
         grants += [
-            _topic(user, "READ", referral_topic(names, department, overrides),
-                   "its own referrals only"),
+            _topic(user, "READ", referral_topic(names, department, overrides), "its own referrals only"),
             _group(user, inbox_group(names, department), "its inbox consumer group"),
             _topic(user, "WRITE", names.acks, "acknowledge referrals"),
         ]
@@ -234,8 +229,7 @@ def diff(desired: Iterable[Grant], existing: Iterable[Grant], prefix: str) -> Di
 HEADER = ("PRINCIPAL", "OPERATION", "RESOURCE", "PATTERN", "NAME")
 
 
-def render_table(grants: Iterable[Grant], *, marks: dict[Grant, str] | None = None,
-                 why: bool = False) -> str:
+def render_table(grants: Iterable[Grant], *, marks: dict[Grant, str] | None = None, why: bool = False) -> str:
     """A fixed-width table, one ACL a line, in the grants' sort order."""
     rows: list[tuple[str, ...]] = []
     header = ("", *HEADER) if marks is not None else HEADER
@@ -252,6 +246,5 @@ def render_table(grants: Iterable[Grant], *, marks: dict[Grant, str] | None = No
             row = (*row, g.reason)
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     return "\n".join(lines)

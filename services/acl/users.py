@@ -65,13 +65,10 @@ def check_secrets_dir(path: Path) -> Path:
 def _read_password_file(path: Path, principal: str) -> str:
     info = path.stat()
     if stat.S_IMODE(info.st_mode) & 0o077:
-        raise SecretError(
-            f"{path} (password of {principal}) is readable by others; chmod 600 it"
-        )
+        raise SecretError(f"{path} (password of {principal}) is readable by others; chmod 600 it")
     value = path.read_text(encoding="utf-8").strip()
     if len(value) < MIN_PASSWORD_LENGTH:
-        raise SecretError(f"the password of {principal} in {path} is shorter than "
-                          f"{MIN_PASSWORD_LENGTH} characters")
+        raise SecretError(f"the password of {principal} in {path} is shorter than {MIN_PASSWORD_LENGTH} characters")
     return value
 
 
@@ -99,8 +96,7 @@ class SecretSource:
         if value is not None:
             value = value.strip()
             if len(value) < MIN_PASSWORD_LENGTH:
-                raise SecretError(f"{env_name(principal)} is shorter than "
-                                  f"{MIN_PASSWORD_LENGTH} characters")
+                raise SecretError(f"{env_name(principal)} is shorter than {MIN_PASSWORD_LENGTH} characters")
             return value
         return None
 
@@ -145,15 +141,11 @@ def resolve_passwords(
     return found, result
 
 
-def set_credentials(
-    admin: KafkaAdminClient, passwords: Mapping[str, str], result: UsersResult
-) -> UsersResult:
+def set_credentials(admin: KafkaAdminClient, passwords: Mapping[str, str], result: UsersResult) -> UsersResult:
     """Create or replace each principal's SCRAM-SHA-512 credential."""
     if passwords:
         upserts = [
-            UserScramCredentialUpsertion(
-                user, ScramMechanism.SCRAM_SHA_512, pw, iterations=ITERATIONS
-            )
+            UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, pw, iterations=ITERATIONS)
             for user, pw in sorted(passwords.items())
         ]
         try:
@@ -162,8 +154,7 @@ def set_credentials(
             raise SecretError(f"cannot set SCRAM credentials: {type(exc).__name__}") from None
         failed = {u: e for u, e in errors.items() if e}
         if failed:
-            raise SecretError("SCRAM credentials refused: "
-                              + "; ".join(f"{u}: {e}" for u, e in sorted(failed.items())))
+            raise SecretError("SCRAM credentials refused: " + "; ".join(f"{u}: {e}" for u, e in sorted(failed.items())))
         _wait_for_users(admin, sorted(passwords))
         result.set.extend(sorted(passwords))
     return result
@@ -178,21 +169,20 @@ def _wait_for_users(admin: KafkaAdminClient, users: list[str], timeout_s: float 
         except KafkaError:
             described = {}
         missing = [
-            u for u in users
-            if not any(c["mechanism"] == ScramMechanism.SCRAM_SHA_512
-                       for c in described.get(u, {}).get("credential_infos", []))
+            u
+            for u in users
+            if not any(
+                c["mechanism"] == ScramMechanism.SCRAM_SHA_512 for c in described.get(u, {}).get("credential_infos", [])
+            )
         ]
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise SecretError(f"the broker does not show credentials for {', '.join(missing)} "
-                              f"after {timeout_s:.0f}s")
+            raise SecretError(f"the broker does not show credentials for {', '.join(missing)} after {timeout_s:.0f}s")
         time.sleep(0.2)
 
 
-def prune_credentials(
-    admin: KafkaAdminClient, keep: Iterable[str], result: UsersResult
-) -> UsersResult:
+def prune_credentials(admin: KafkaAdminClient, keep: Iterable[str], result: UsersResult) -> UsersResult:
     """Delete the SCRAM credentials of cluebus-named principals that are no longer derived."""
     keep = set(keep)
     try:
@@ -210,6 +200,7 @@ def prune_credentials(
         errors = admin.alter_user_scram_credentials(deletions)
         failed = {u: e for u, e in errors.items() if e}
         if failed:
-            raise SecretError("SCRAM credentials not deleted: "
-                              + "; ".join(f"{u}: {e}" for u, e in sorted(failed.items())))
+            raise SecretError(
+                "SCRAM credentials not deleted: " + "; ".join(f"{u}: {e}" for u, e in sorted(failed.items()))
+            )
     return result

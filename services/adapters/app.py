@@ -80,9 +80,7 @@ JSON_TYPES = frozenset({"application/json"})
 class ReceiptOut(BaseModel):
     report_id: str = Field(description="UUIDv7 assigned by the adapter.")
     received_at: str = Field(description="When the adapter stored the report (UTC).")
-    duplicate: bool = Field(
-        description="True when this source_ref or Idempotency-Key was seen before."
-    )
+    duplicate: bool = Field(description="True when this source_ref or Idempotency-Key was seen before.")
 
 
 class FieldProblem(BaseModel):
@@ -123,24 +121,17 @@ class ReportStateOut(BaseModel):
     published: bool = Field(description="The report is on the sector's Kafka topic.")
     published_at: str | None
     status: dict[str, Any] | None = Field(
-        description="The router's latest status (seq, updated_at, "
-        "departments), once it has routed the report."
+        description="The router's latest status (seq, updated_at, departments), once it has routed the report."
     )
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 413, 415, 422, 503)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 413, 415, 422, 503)}
 
 
 def _iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- the runtime ---------------------------------------------------------------------------------
@@ -177,9 +168,7 @@ class AdapterRuntime:
             tokens = TokenStore(settings.tokens_file)
         self.tokens = tokens
         if not any(c.source == self.source for c in tokens.credentials):
-            log.warning(
-                "no departmental system of this source in the tokens file", source=self.source.value
-            )
+            log.warning("no departmental system of this source in the tokens file", source=self.source.value)
         self.metrics = AdapterMetrics(self.source.value)
         self.model = SUBMISSION_MODELS[self.source]
         self.report_model = REPORT_MODELS[self.source]
@@ -204,9 +193,7 @@ class AdapterRuntime:
         )
 
     def _default_consumer(self) -> Any:
-        return kafka_clients.consumer(
-            self.kafka_settings, group_id=None, client_id=f"{self.client_id}-status"
-        )
+        return kafka_clients.consumer(self.kafka_settings, group_id=None, client_id=f"{self.client_id}-status")
 
     # lifecycle
     def start(self) -> None:
@@ -368,9 +355,7 @@ class AdapterRuntime:
             payload,
         )
 
-    def stamp(
-        self, submission: Any, report_id: str, source_system: str, received_at: datetime
-    ) -> Any:
+    def stamp(self, submission: Any, report_id: str, source_system: str, received_at: datetime) -> Any:
         """The report event: the validated submission plus the envelope.
 
         Equal, byte for byte once dumped, to ``make_report(...)`` (a test holds this
@@ -398,13 +383,9 @@ class AdapterRuntime:
     def unavailable(self, exc: OutboxError) -> ClientError:
         retry = {"Retry-After": str(self.settings.retry_after_s)}
         if isinstance(exc, BacklogFull):
-            return ClientError(
-                503, "backlog_full", "too many reports wait for Kafka; retry later", headers=retry
-            )
+            return ClientError(503, "backlog_full", "too many reports wait for Kafka; retry later", headers=retry)
         log.error("outbox unavailable", error_type=type(exc).__name__)
-        return ClientError(
-            503, "outbox_unavailable", "the report could not be stored; retry later", headers=retry
-        )
+        return ClientError(503, "outbox_unavailable", "the report could not be stored; retry later", headers=retry)
 
 
 # -- request helpers -----------------------------------------------------------------------------
@@ -438,14 +419,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
-                raise ClientError(
-                    413, "payload_too_large", f"the body is larger than {limit} bytes"
-                )
+                raise ClientError(413, "payload_too_large", f"the body is larger than {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
-        raise ClientError(
-            400, "bad_request", "the client went away before the body was read"
-        ) from None
+        raise ClientError(400, "bad_request", "the client went away before the body was read") from None
     return b"".join(chunks)
 
 
@@ -503,9 +480,7 @@ def create_app(
         for error in errors[:20]:
             field = error.get("field", "")
             generic = ".".join(p for p in field.split(".") if not p.isdigit())
-            out.append(
-                field if generic in known_paths or _LOCATOR.match(field) else "(unknown field)"
-            )
+            out.append(field if generic in known_paths or _LOCATOR.match(field) else "(unknown field)")
         return out
 
     @asynccontextmanager
@@ -563,26 +538,19 @@ def create_app(
             }
             for e in exc.errors()
         ]
-        return _json(
-            {"error": "invalid", "message": "the request is not valid", "errors": problems}, 422
-        )
+        return _json({"error": "invalid", "message": "the request is not valid", "errors": problems}, 422)
 
     @app.exception_handler(Exception)
     async def _server_fault(request: Request, exc: Exception) -> Response:
         # Type and code locations only: an exception message may quote submitted data.
-        frames = [
-            f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}"
-            for f in traceback.extract_tb(exc.__traceback__)
-        ]
+        frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)]
         log.error(
             "internal error",
             error_type=type(exc).__name__,
             path=request.url.path,
             frames=frames[-8:],
         )
-        return _json(
-            {"error": "internal", "message": "internal error; the report was not accepted"}, 500
-        )
+        return _json({"error": "internal", "message": "internal error; the report was not accepted"}, 500)
 
     # -- intake -----------------------------------------------------------------------------------
     submission_ref = {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -823,9 +791,7 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        doc = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})

@@ -78,14 +78,10 @@ def parse_tokens(text: str, origin: str = "tokens file") -> tuple[Credential, ..
         try:
             source = Source(str(entry.get("source")))
         except ValueError:
-            raise TokensError(
-                f"{where}: source must be one of {[s.value for s in Source]}"
-            ) from None
+            raise TokensError(f"{where}: source must be one of {[s.value for s in Source]}") from None
         digest = str(entry.get("token_sha256", "")).lower()
         if not _HEX64.match(digest):
-            raise TokensError(
-                f"{where}: token_sha256 must be 64 hex digits (see `cluebus adapter token-hash`)"
-            )
+            raise TokensError(f"{where}: token_sha256 must be 64 hex digits (see `cluebus adapter token-hash`)")
         if digest in seen:
             raise TokensError(f"{where}: the same token hash is also given to {seen[digest]}")
         seen[digest] = system_id
@@ -114,9 +110,7 @@ class TokenStore:
         except FileNotFoundError:
             raise TokensError(f"tokens file {self.path} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise TokensError(
-                f"tokens file {self.path}: cannot read it ({type(exc).__name__})"
-            ) from None
+            raise TokensError(f"tokens file {self.path}: cannot read it ({type(exc).__name__})") from None
         creds = parse_tokens(text, str(self.path))
         self._stamp_seen = stamp
         return creds
@@ -158,9 +152,7 @@ class TokenStore:
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise AuthError(
-                401, "unauthorized", "the Authorization header must be 'Bearer <token>'"
-            )
+            raise AuthError(401, "unauthorized", "the Authorization header must be 'Bearer <token>'")
         cred = self.identify(token)
         if cred is None:
             raise AuthError(401, "unauthorized", "unknown API token")
@@ -168,7 +160,6 @@ class TokenStore:
             raise AuthError(
                 403,
                 "forbidden",
-                f"this token belongs to a {cred.source.value} system; "
-                f"this adapter takes {source.value} reports",
+                f"this token belongs to a {cred.source.value} system; this adapter takes {source.value} reports",
             )
         return cred

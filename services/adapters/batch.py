@@ -205,29 +205,21 @@ def parse_csv(body: bytes, model: type[BaseModel], max_rows: int) -> list[Row]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BatchError(
-            "the CSV is not UTF-8 text", [{"field": "body", "reason": "not UTF-8 text"}]
-        ) from None
+        raise BatchError("the CSV is not UTF-8 text", [{"field": "body", "reason": "not UTF-8 text"}]) from None
     if "\x00" in text:
-        raise BatchError(
-            "the CSV contains NUL characters", [{"field": "body", "reason": "NUL character"}]
-        )
+        raise BatchError("the CSV contains NUL characters", [{"field": "body", "reason": "NUL character"}])
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
-            raise BatchError(
-                "the CSV has no header row", [{"field": "header", "reason": "missing header row"}]
-            )
+            raise BatchError("the CSV has no header row", [{"field": "header", "reason": "missing header row"}])
         names = [h.strip() for h in header]
         problems: list[dict[str, str]] = []
         columns: list[Column] = []
         for index, name in enumerate(names, start=1):
             column = resolve_column(model, name) if name else None
             if column is None:
-                problems.append(
-                    {"field": f"header.{index}", "reason": "unknown column (see the CSV mapping)"}
-                )
+                problems.append({"field": f"header.{index}", "reason": "unknown column (see the CSV mapping)"})
             elif name in names[: index - 1]:
                 problems.append({"field": f"header.{index}", "reason": "column appears twice"})
             columns.append(column)  # type: ignore[arg-type]

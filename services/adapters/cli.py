@@ -40,9 +40,7 @@ class _LogGuard:
             import traceback
 
             exc_type, _exc, tb = record.exc_info
-            frames = [
-                f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(tb)
-            ]
+            frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(tb)]
             record.msg = f"{record.getMessage()} {exc_type.__name__} at {' '.join(frames[-8:])}"
             record.args = ()
             record.exc_info = None
@@ -110,15 +108,9 @@ def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
 
 
 def _make_source_command(source: Source) -> click.Command:
-    @click.command(
-        source.value, help=f"Run the {source.value} intake adapter (HTTP, outbox, relay)."
-    )
-    @click.option(
-        "--host", default=None, help="Interface (default 127.0.0.1, CLUEBUS_ADAPTER_HOST)."
-    )
-    @click.option(
-        "--port", type=int, default=None, help="Port (default per source, CLUEBUS_ADAPTER_PORT)."
-    )
+    @click.command(source.value, help=f"Run the {source.value} intake adapter (HTTP, outbox, relay).")
+    @click.option("--host", default=None, help="Interface (default 127.0.0.1, CLUEBUS_ADAPTER_HOST).")
+    @click.option("--port", type=int, default=None, help="Port (default per source, CLUEBUS_ADAPTER_PORT).")
     def command(host: str | None, port: int | None) -> None:
         _run_adapter(source, host, port)
 
@@ -188,9 +180,7 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
     if name is not None:
         key = name if name in examples else f"{source.value}-{name}"
         if key not in examples:
-            raise click.BadParameter(
-                f"no example {name!r}; choose from {', '.join(sorted(examples))}"
-            )
+            raise click.BadParameter(f"no example {name!r}; choose from {', '.join(sorted(examples))}")
         data = examples[key]
     else:
         data = examples[sorted(examples)[0]]
@@ -201,12 +191,8 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
 
 @click.command("send")
 @click.argument("source", type=click.Choice([s.value for s in Source]))
-@click.argument(
-    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
-)
-@click.option(
-    "--url", default=None, help="Adapter base URL (default http://127.0.0.1:<source port>)."
-)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--url", default=None, help="Adapter base URL (default http://127.0.0.1:<source port>).")
 @click.option("--token", default=None, help="API token (or CLUEBUS_SEND_TOKEN).")
 @click.option("--idempotency-key", default=None, help="Idempotency-Key header.")
 @click.option(
@@ -262,9 +248,7 @@ def send_command(
         if isinstance(data, dict):
             stamped = [k for k in ENVELOPE_KEYS if k in data]
             if stamped:
-                click.echo(
-                    f"note: removed {', '.join(stamped)} (the adapter stamps them)", err=True
-                )
+                click.echo(f"note: removed {', '.join(stamped)} (the adapter stamps them)", err=True)
                 data = {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}
         body = json.dumps(data, ensure_ascii=False).encode()
         endpoint, headers["Content-Type"] = "/v1/reports", "application/json"
@@ -272,8 +256,7 @@ def send_command(
         response = httpx.post(base + endpoint, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         click.echo(
-            f"cluebus: error: cannot reach {base} ({type(exc).__name__}); is "
-            f"`cluebus adapter {source}` running?",
+            f"cluebus: error: cannot reach {base} ({type(exc).__name__}); is `cluebus adapter {source}` running?",
             err=True,
         )
         sys.exit(1)

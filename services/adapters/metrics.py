@@ -101,9 +101,7 @@ class AdapterMetrics:
         self.publish_latency.labels(source=source)
         self.published.labels(source=source)
         self.statuses.labels(source=source)
-        self.intake = {
-            e: self.intake_latency.labels(source=source, endpoint=e) for e in ("single", "batch")
-        }
+        self.intake = {e: self.intake_latency.labels(source=source, endpoint=e) for e in ("single", "batch")}
 
     def bind_state(
         self,

@@ -137,9 +137,7 @@ def _now_ms() -> int:
 class _Op:
     __slots__ = ("kind", "args", "future", "weight", "loop")
 
-    def __init__(
-        self, kind: str, args: Any, weight: int = 1, loop: asyncio.AbstractEventLoop | None = None
-    ) -> None:
+    def __init__(self, kind: str, args: Any, weight: int = 1, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.kind = kind
         self.args = args
         self.weight = weight
@@ -165,9 +163,7 @@ _STOP = object()
 # row this stays below the 32,766 bound parameters of every SQLite since 3.32 (the
 # writer also checks the library's own limit).
 _ROWS_PER_STATEMENT = 2000
-_RECEIPTS = (
-    "receipts(report_id, source_system, source_ref, idempotency_key, received_at, created_ms)"
-)
+_RECEIPTS = "receipts(report_id, source_system, source_ref, idempotency_key, received_at, created_ms)"
 _T = TypeVar("_T")
 
 
@@ -212,21 +208,15 @@ class Outbox:
         self.on_commit: Callable[[int], None] | None = None  # rows per commit, for a histogram
         conn = self._connect()
         self._init_schema(conn)
-        self._backlog = conn.execute(
-            "SELECT COUNT(*) FROM outbox WHERE sent_ms IS NULL"
-        ).fetchone()[0]
+        self._backlog = conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_ms IS NULL").fetchone()[0]
         self._writer_conn = conn
-        self._rows_per_statement = min(
-            _ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 6
-        )
+        self._rows_per_statement = min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 6)
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self._thread.start()
 
     # -- connections -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -286,9 +276,7 @@ class Outbox:
         """Store reports; the future gives, per entry, its Receipt or BacklogFull."""
         return self._submit(_Op("insert", list(entries), weight=max(1, len(entries))))
 
-    def submit_async(
-        self, entries: Sequence[Intake]
-    ) -> asyncio.Future[list[Receipt | OutboxError]]:
+    def submit_async(self, entries: Sequence[Intake]) -> asyncio.Future[list[Receipt | OutboxError]]:
         """:meth:`submit` for a coroutine: an asyncio future of the running loop. All the
         futures of one commit are settled by a single callback on the loop."""
         loop = asyncio.get_running_loop()
@@ -314,8 +302,7 @@ class Outbox:
         rows = (
             self._reader()
             .execute(
-                "SELECT seq, report_id, payload, created_ms FROM outbox WHERE sent_ms IS NULL "
-                "ORDER BY seq LIMIT ?",
+                "SELECT seq, report_id, payload, created_ms FROM outbox WHERE sent_ms IS NULL ORDER BY seq LIMIT ?",
                 (limit,),
             )
             .fetchall()
@@ -347,9 +334,7 @@ class Outbox:
         conn = self._reader()
         return {
             "outbox": conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
-            "unsent": conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_ms IS NULL").fetchone()[
-                0
-            ],
+            "unsent": conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_ms IS NULL").fetchone()[0],
             "receipts": conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0],
             "statuses": conn.execute("SELECT COUNT(*) FROM statuses").fetchone()[0],
         }
@@ -369,11 +354,7 @@ class Outbox:
                 try:
                     if self.commit_linger_s > 0:
                         remaining = deadline - time.monotonic()
-                        nxt = (
-                            self._queue.get(timeout=remaining)
-                            if remaining > 0
-                            else self._queue.get_nowait()
-                        )
+                        nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                     else:
                         nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -449,9 +430,7 @@ class Outbox:
             except RuntimeError:  # that loop is closed: nobody waits any more
                 pass
 
-    def _apply_inserts(
-        self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]
-    ) -> list[Any]:
+    def _apply_inserts(self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]) -> list[Any]:
         """Store a group of intakes: one multi-row statement per table when every one is new.
 
         Python's sqlite3 releases the GIL around every statement and must take it back
@@ -474,16 +453,13 @@ class Outbox:
         except sqlite3.IntegrityError:  # a duplicate (or a repeat within the group)
             return self._apply_insert(conn, entries, state)
         conn.execute(
-            "INSERT INTO outbox(report_id, created_ms, payload) VALUES "
-            + ",".join(["(?,?,?)"] * len(entries)),
+            "INSERT INTO outbox(report_id, created_ms, payload) VALUES " + ",".join(["(?,?,?)"] * len(entries)),
             [value for e in entries for value in (e.report_id, now, e.payload)],
         )
         state["new"] += len(entries)
         return [Receipt(e.report_id, e.received_at, False) for e in entries]
 
-    def _apply_insert(
-        self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]
-    ) -> list[Any]:
+    def _apply_insert(self, conn: sqlite3.Connection, entries: list[Intake], state: dict[str, int]) -> list[Any]:
         """Store intakes one by one: a duplicate gets its original receipt, and beyond the
         backlog limit a new report gets BacklogFull."""
         out: list[Any] = []
@@ -520,29 +496,23 @@ class Outbox:
         row = None
         if e.idempotency_key is not None:
             row = conn.execute(
-                "SELECT report_id, received_at FROM receipts "
-                "WHERE source_system=? AND idempotency_key=?",
+                "SELECT report_id, received_at FROM receipts WHERE source_system=? AND idempotency_key=?",
                 (e.source_system, e.idempotency_key),
             ).fetchone()
         if row is None:
             row = conn.execute(
-                "SELECT report_id, received_at FROM receipts "
-                "WHERE source_system=? AND source_ref=?",
+                "SELECT report_id, received_at FROM receipts WHERE source_system=? AND source_ref=?",
                 (e.source_system, e.source_ref),
             ).fetchone()
         return Receipt(row[0], row[1], True) if row is not None else None
 
-    def _apply_sent(
-        self, conn: sqlite3.Connection, args: tuple[list[int], int | None], state: dict[str, int]
-    ) -> int:
+    def _apply_sent(self, conn: sqlite3.Connection, args: tuple[list[int], int | None], state: dict[str, int]) -> int:
         seqs, sent_ms = args
         sent_ms = self.clock_ms() if sent_ms is None else sent_ms
         before = conn.total_changes
         for chunk in _chunks(seqs, self._rows_per_statement):  # one statement, not one per row
             conn.execute(
-                "UPDATE outbox SET sent_ms=? WHERE sent_ms IS NULL AND seq IN ("
-                + ",".join(["?"] * len(chunk))
-                + ")",
+                "UPDATE outbox SET sent_ms=? WHERE sent_ms IS NULL AND seq IN (" + ",".join(["?"] * len(chunk)) + ")",
                 [sent_ms, *chunk],
             )
         changed = conn.total_changes - before
@@ -572,13 +542,9 @@ class Outbox:
         )
         return changed
 
-    def _apply_prune(
-        self, conn: sqlite3.Connection, args: tuple[int, int], state: dict[str, int]
-    ) -> tuple[int, int]:
+    def _apply_prune(self, conn: sqlite3.Connection, args: tuple[int, int], state: dict[str, int]) -> tuple[int, int]:
         sent_before, receipts_before = args
-        outbox = conn.execute(
-            "DELETE FROM outbox WHERE sent_ms IS NOT NULL AND sent_ms < ?", (sent_before,)
-        ).rowcount
+        outbox = conn.execute("DELETE FROM outbox WHERE sent_ms IS NOT NULL AND sent_ms < ?", (sent_before,)).rowcount
         # A receipt goes only once its report has been published (never an unsent one).
         receipts = conn.execute(
             "DELETE FROM receipts WHERE created_ms < ? AND report_id NOT IN "

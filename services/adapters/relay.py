@@ -203,18 +203,14 @@ class Relay:
         send_error: Exception | None = None
         for row in rows:
             try:
-                futures.append(
-                    producer.send(self.topic, key=row.report_id.encode(), value=row.payload)
-                )
+                futures.append(producer.send(self.topic, key=row.report_id.encode(), value=row.payload))
             except Exception as exc:  # noqa: BLE001 - metadata timeout, buffer full, closed
                 send_error = exc
                 break
         if not self._await(producer, futures):
             return False  # stopping: the rows stay unsent and go out after the restart
         done = [row for row, fut in zip(rows, futures, strict=False) if fut.succeeded()]
-        failed = [
-            (row, fut) for row, fut in zip(rows, futures, strict=False) if not fut.succeeded()
-        ]
+        failed = [(row, fut) for row, fut in zip(rows, futures, strict=False) if not fut.succeeded()]
         if done:
             sent_ms = self.clock_ms()
             try:
@@ -260,11 +256,7 @@ class Relay:
         while True:
             if all(f.is_done for f in futures):
                 return True
-            if (
-                self._stop.is_set()
-                and self._give_up_at is not None
-                and time.monotonic() > self._give_up_at
-            ):
+            if self._stop.is_set() and self._give_up_at is not None and time.monotonic() > self._give_up_at:
                 return False
             if time.monotonic() - started > self.slow_after_s and self.kafka_up:
                 self.kafka_up = False

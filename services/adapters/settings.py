@@ -46,9 +46,7 @@ class AdapterSettings(_Settings):
         ge=1024,
         description="Largest published event (must stay below the topic's max.message.bytes).",
     )
-    max_batch_bytes: int = Field(
-        16 * MiB, ge=1024, description="Largest body of the batch endpoint."
-    )
+    max_batch_bytes: int = Field(16 * MiB, ge=1024, description="Largest body of the batch endpoint.")
     max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Most rows in one batch.")
     # Outbox -----------------------------------------------------------------------------------
     backlog_limit: int = Field(
@@ -91,16 +89,10 @@ class AdapterSettings(_Settings):
     )
     relay_backoff_max_s: float = Field(10.0, gt=0, description="Longest pause between retries.")
     # Status feedback --------------------------------------------------------------------------
-    status_enabled: bool = Field(
-        True, description="Consume the status topic for GET /v1/reports/{id}."
-    )
+    status_enabled: bool = Field(True, description="Consume the status topic for GET /v1/reports/{id}.")
 
     def resolved_port(self, source: Source | str) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[Source(source)]
 
     def resolved_outbox_dir(self, source: Source | str, state_dir: Path) -> Path:
-        return (
-            self.outbox_dir
-            if self.outbox_dir is not None
-            else Path(state_dir) / f"adapter-{Source(source).value}"
-        )
+        return self.outbox_dir if self.outbox_dir is not None else Path(state_dir) / f"adapter-{Source(source).value}"

@@ -140,9 +140,7 @@ class StatusFollower:
                     status = ReportStatus.model_validate_json(record.value)
                 except ValidationError:
                     self.skipped += 1
-                    log.warning(
-                        "unreadable status skipped", partition=tp.partition, offset=record.offset
-                    )
+                    log.warning("unreadable status skipped", partition=tp.partition, offset=record.offset)
                     continue
                 if status.source != self.source:
                     continue

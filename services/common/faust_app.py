@@ -74,11 +74,11 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         state = self.__dict__.get("_cluebus_guard")
         if state is None:
             state = self.__dict__["_cluebus_guard"] = {
-                "handled": set(),       # (tp, offset) delivered to an agent, not yet acked
-                "first_fetched": {},    # tp -> first offset fetched since the last seek
-                "last_fetched": {},     # tp -> last offset passed on since the last seek
-                "refetch": {},          # tp -> offset being fetched again after a hole
-                "commit_seen": {},      # tp -> (committed offset, monotonic time first seen)
+                "handled": set(),  # (tp, offset) delivered to an agent, not yet acked
+                "first_fetched": {},  # tp -> first offset fetched since the last seek
+                "last_fetched": {},  # tp -> last offset passed on since the last seek
+                "refetch": {},  # tp -> offset being fetched again after a hole
+                "commit_seen": {},  # tp -> (committed offset, monotonic time first seen)
                 "watchdog": None,
             }
         return state
@@ -95,8 +95,12 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         handled = self._guard()["handled"]
         key = (message.tp, message.offset)
         if key not in handled:
-            log.debug("ack refused for an event no agent received", topic=message.topic,
-                      partition=message.partition, offset=message.offset)
+            log.debug(
+                "ack refused for an event no agent received",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
             return False
         handled.discard(key)
         return super().ack(message)
@@ -114,8 +118,13 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                     refetch.pop(tp)
                 previous = last.get(tp)
                 if previous is not None and offset > previous + 1 and expected is None:
-                    log.warning("fetch skipped records; seeking back", topic=tp.topic,
-                                partition=tp.partition, missing_from=previous + 1, got=offset)
+                    log.warning(
+                        "fetch skipped records; seeking back",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        missing_from=previous + 1,
+                        got=offset,
+                    )
                     GUARD_INTERVENTIONS.labels(kind="refetch", topic=tp.topic).inc()
                     refetch[tp] = previous + 1
                     await super().seek(tp, previous + 1)
@@ -192,8 +201,13 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
             if last is None or last[0] != position:
                 seen[tp] = (position, now)
             elif now - last[1] > self.stall_seconds:
-                log.warning("partition stalled at its committed offset; seeking back",
-                            topic=tp.topic, partition=tp.partition, committed=position, highwater=end)
+                log.warning(
+                    "partition stalled at its committed offset; seeking back",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=position,
+                    highwater=end,
+                )
                 seen[tp] = (position, now)
                 GUARD_INTERVENTIONS.labels(kind="unstall", topic=tp.topic).inc()
                 # faust drops a partition from its fetch set while its buffer is full and may
@@ -298,13 +312,21 @@ def dump_tasks() -> None:
         frames = []
         awaitable: Any = task.get_coro()
         for _ in range(60):
-            frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None) or getattr(
-                awaitable, "gi_frame", None)
+            frame = (
+                getattr(awaitable, "cr_frame", None)
+                or getattr(awaitable, "ag_frame", None)
+                or getattr(awaitable, "gi_frame", None)
+            )
             if frame is not None:
-                frames.append(f"{frame.f_code.co_filename.rsplit('site-packages/', 1)[-1]}:{frame.f_lineno} "
-                              f"{frame.f_code.co_name}")
-            nxt = (getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
-                   or getattr(awaitable, "gi_yieldfrom", None))
+                frames.append(
+                    f"{frame.f_code.co_filename.rsplit('site-packages/', 1)[-1]}:{frame.f_lineno} "
+                    f"{frame.f_code.co_name}"
+                )
+            nxt = (
+                getattr(awaitable, "cr_await", None)
+                or getattr(awaitable, "ag_await", None)
+                or getattr(awaitable, "gi_yieldfrom", None)
+            )
             if nxt is None:
                 break
             awaitable = nxt

@@ -92,7 +92,10 @@ def producer(settings: KafkaSettings, client_id: str | None = None, **overrides:
 
 
 def consumer(
-    settings: KafkaSettings, *topics: str, group_id: str | None, client_id: str | None = None,
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str | None,
+    client_id: str | None = None,
     **overrides: Any,
 ) -> KafkaConsumer:
     """A consumer that commits only when told to (``enable_auto_commit=False``)."""

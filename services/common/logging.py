@@ -30,8 +30,23 @@ REDACTED = "[redacted]"
 
 # Keys that always carry personal content, whatever the schema says.
 _ALWAYS_PERSONAL = frozenset(
-    {"name", "phone", "id_number", "address", "narrative", "description", "reason", "outcome",
-     "report", "body", "payload", "value", "subjects", "reporter", "anomaly"}
+    {
+        "name",
+        "phone",
+        "id_number",
+        "address",
+        "narrative",
+        "description",
+        "reason",
+        "outcome",
+        "report",
+        "body",
+        "payload",
+        "value",
+        "subjects",
+        "reporter",
+        "anomaly",
+    }
 )
 
 
@@ -48,9 +63,7 @@ def personal_keys() -> frozenset[str]:
     return frozenset(keys)
 
 
-def scrub_personal(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def scrub_personal(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Replace values of personal keys; the event text itself is a fixed string by convention."""
     banned = personal_keys()
     for key in list(event_dict):
@@ -59,8 +72,16 @@ def scrub_personal(
     return event_dict
 
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40,
-           "critical": 50, "fatal": 50}
+_LEVELS = {
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "warn": 30,
+    "error": 40,
+    "exception": 40,
+    "critical": 50,
+    "fatal": 50,
+}
 
 
 class _Output:
@@ -70,9 +91,7 @@ class _Output:
     renderer: Any = structlog.processors.JSONRenderer()
 
 
-def _drop_below_level(
-    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def _drop_below_level(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if _LEVELS.get(method, logging.INFO) < _Output.level:
         raise structlog.DropEvent
     return event_dict
@@ -114,9 +133,7 @@ def configure(level: str = "info", fmt: str = "auto", service: str | None = None
         scrub_personal,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
     structlog.configure(
         processors=[

@@ -22,8 +22,20 @@ PREFIX = "cluebus"
 # a month (acknowledgement of a long investigation).
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ACK_BUCKETS = (
-    1, 10, 60, 300, 900, 1800, 3600, 2 * 3600, 6 * 3600, 12 * 3600, 24 * 3600,
-    3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600,
+    1,
+    10,
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    2 * 3600,
+    6 * 3600,
+    12 * 3600,
+    24 * 3600,
+    3 * 24 * 3600,
+    7 * 24 * 3600,
+    30 * 24 * 3600,
 )
 
 
@@ -36,8 +48,10 @@ def build_info(service: str, registry: CollectorRegistry = REGISTRY) -> Gauge:
     except PackageNotFoundError:
         ver = "unknown"
     gauge = Gauge(
-        f"{PREFIX}_build_info", "Build information of the running service.",
-        ["service", "version"], registry=registry,
+        f"{PREFIX}_build_info",
+        "Build information of the running service.",
+        ["service", "version"],
+        registry=registry,
     )
     gauge.labels(service=service, version=ver).set(1)
     return gauge

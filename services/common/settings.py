@@ -87,9 +87,7 @@ class KafkaSettings(_Settings):
     section: ClassVar[str] = "kafka"
     model_config = SettingsConfigDict(env_prefix="CLUEBUS_KAFKA_", frozen=True, extra="ignore")
 
-    bootstrap: str = Field(
-        "127.0.0.1:9092", description="Comma-separated host:port list of brokers."
-    )
+    bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
     username: str | None = None
@@ -171,7 +169,9 @@ class ServiceSettings(_Settings):
     rules_file: Path = Path("routing_rules.toml")
     state_dir: Path = Field(Path(".run/state"), description="Local state (outbox, faust data).")
     session_timeout_s: float = Field(
-        30.0, ge=3, le=300,
+        30.0,
+        ge=3,
+        le=300,
         description="How long a stream worker may be silent before its partitions move to another.",
     )
 
@@ -184,8 +184,7 @@ def load(cls: type[_Settings], **overrides: Any) -> Any:
         return cls(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{cls.model_config.get('env_prefix', '')}{'.'.join(map(str, e['loc'])).upper()}: "
-            f"{e['msg']}"
+            f"{cls.model_config.get('env_prefix', '')}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
             for e in exc.errors()
         )
         raise ValueError(f"invalid settings: {problems}") from None

@@ -28,8 +28,7 @@ def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[Top
 
     specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in SOURCES]
     specs += [
-        spec(names.referral(d), settings.referrals_retention_ms, f"referrals to {d}")
-        for d in sorted(set(departments))
+        spec(names.referral(d), settings.referrals_retention_ms, f"referrals to {d}") for d in sorted(set(departments))
     ]
     specs += [
         spec(names.decisions, settings.decisions_retention_ms, "routing decisions (audit)"),
@@ -80,8 +79,7 @@ def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec], timeout_ms: int 
                     present.add(topic["name"])
                 else:
                     raise TopicAdminError(
-                        f"cannot create topic {topic['name']}: "
-                        f"{topic.get('error_message') or for_code(code).__name__}"
+                        f"cannot create topic {topic['name']}: {topic.get('error_message') or for_code(code).__name__}"
                     )
             admin.wait_for_topics(result.created, timeout_ms=timeout_ms)
         wanted = {s.name: s for s in specs if s.name in present}
@@ -107,9 +105,7 @@ def delete_prefixed_topics(kafka: KafkaSettings, prefix: str, timeout_ms: int = 
     """
     admin = kafka_clients.admin(kafka)
     try:
-        names = sorted(
-            t for t in admin.list_topics() if t.startswith((f"{prefix}.", f"{prefix}-"))
-        )
+        names = sorted(t for t in admin.list_topics() if t.startswith((f"{prefix}.", f"{prefix}-")))
         if names:
             admin.delete_topics(names, timeout_ms=timeout_ms)
         return names

@@ -72,9 +72,15 @@ def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [
-        mvn, "-B", *(["-q"] if quiet else []), "-f", str(pom),
-        "dependency:copy-dependencies", f"-Dkafka.version={version}",
-        f"-DoutputDirectory={tmp}", "-Dmdep.includeScope=runtime",
+        mvn,
+        "-B",
+        *(["-q"] if quiet else []),
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-Dkafka.version={version}",
+        f"-DoutputDirectory={tmp}",
+        "-Dmdep.includeScope=runtime",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -195,9 +201,17 @@ class LocalBroker:
         while cid.startswith("-"):  # kafka-storage would read "-..." as an option; Kafka's Uuid skips them too
             cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
-            "java", f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.yaml'}",
-            "-cp", self._classpath(libs), "kafka.tools.StorageTool", "format",
-            "-t", cid, "-c", str(self.properties_file), "--standalone",
+            "java",
+            f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.yaml'}",
+            "-cp",
+            self._classpath(libs),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cid,
+            "-c",
+            str(self.properties_file),
+            "--standalone",
             *self._format_extra_args(),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -215,9 +229,7 @@ class LocalBroker:
             raise LauncherError(f"broker pid {self.pid()} is running but {self.bootstrap} does not answer")
         for port in (self.port, self.controller_port):
             if port_open(self.host, port):
-                raise LauncherError(
-                    f"port {port} is in use by another process; stop it or choose another --port"
-                )
+                raise LauncherError(f"port {port} is in use by another process; stop it or choose another --port")
         if java_major_version() < 17:
             raise LauncherError("Kafka 4 needs Java 17 or newer; install openjdk-17-jre-headless")
         libs = resolve_jars(self.version)
@@ -225,14 +237,25 @@ class LocalBroker:
         self._format(libs)
         env = {**os.environ, "LOG_DIR": str(self.home)}
         cmd = [
-            "java", "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "java",
+            "-Xms256m",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.yaml'}",
-            "-cp", self._classpath(libs), "kafka.Kafka", str(self.properties_file),
+            "-cp",
+            self._classpath(libs),
+            "kafka.Kafka",
+            str(self.properties_file),
         ]
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )
         self.pid_file.write_text(str(proc.pid))
         if not self.wait_ready(timeout=timeout, proc=proc):
@@ -258,7 +281,8 @@ class LocalBroker:
 
         try:
             client = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
+                bootstrap_servers=self.bootstrap,
+                request_timeout_ms=5000,
                 **self.client_security(),
             )
         except (KafkaError, OSError, ValueError):

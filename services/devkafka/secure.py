@@ -157,8 +157,7 @@ class SecureLocalBroker(LocalBroker):
                 f"{self.data_dir} was formatted with an admin password that is gone "
                 f"({self.admin_password_file} is missing); remove {self.home} to start afresh"
             )
-        generated = (self.admin_password_file, self.controller_password_file,
-                     self.store_password_file)
+        generated = (self.admin_password_file, self.controller_password_file, self.store_password_file)
         for path in generated:
             if not path.exists():
                 _write_secret(path, secrets.token_urlsafe(32))
@@ -170,9 +169,17 @@ class SecureLocalBroker(LocalBroker):
         if not all(f.exists() for f in files):
             return False
         proc = subprocess.run(
-            [_need("openssl", "openssl"), "x509", "-checkend", str(RENEW_BEFORE_DAYS * 86400),
-             "-noout", "-in", str(self._cert_file)],
-            capture_output=True, check=False,
+            [
+                _need("openssl", "openssl"),
+                "x509",
+                "-checkend",
+                str(RENEW_BEFORE_DAYS * 86400),
+                "-noout",
+                "-in",
+                str(self._cert_file),
+            ],
+            capture_output=True,
+            check=False,
         )
         return proc.returncode == 0
 
@@ -202,25 +209,111 @@ class SecureLocalBroker(LocalBroker):
                 "authorityKeyIdentifier=keyid\n"
             )
             ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-            _run([openssl, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
-                  "-days", str(CA_DAYS), "-sha256",
-                  "-subj", f"/O=cluebus/CN=cluebus local CA {secrets.token_hex(4)}",
-                  "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
-                  "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                  "-addext", "subjectKeyIdentifier=hash"], "creating the local CA", cwd=tmp)
-            _run([openssl, "req", "-new", *ec, "-keyout", "broker.key", "-out", "broker.csr",
-                  "-subj", "/O=cluebus/CN=localhost"], "creating the broker key", cwd=tmp)
-            _run([openssl, "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                  "-set_serial", str(int.from_bytes(secrets.token_bytes(16), "big")),
-                  "-days", str(CERT_DAYS), "-sha256", "-extfile", "broker.ext",
-                  "-out", "broker.pem"],
-                 "signing the broker certificate", cwd=tmp)
-            _run([openssl, "pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key",
-                  "-certfile", "ca.pem", "-name", "broker", "-out", "broker.p12",
-                  "-passout", f"file:{store_pw}"], "writing the broker keystore", cwd=tmp)
-            _run([keytool, "-importcert", "-noprompt", "-alias", "cluebus-local-ca",
-                  "-file", "ca.pem", "-keystore", "truststore.p12", "-storetype", "PKCS12",
-                  "-storepass:file", str(store_pw)], "writing the broker truststore", cwd=tmp)
+            _run(
+                [
+                    openssl,
+                    "req",
+                    "-x509",
+                    *ec,
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    str(CA_DAYS),
+                    "-sha256",
+                    "-subj",
+                    f"/O=cluebus/CN=cluebus local CA {secrets.token_hex(4)}",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE,pathlen:0",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-addext",
+                    "subjectKeyIdentifier=hash",
+                ],
+                "creating the local CA",
+                cwd=tmp,
+            )
+            _run(
+                [
+                    openssl,
+                    "req",
+                    "-new",
+                    *ec,
+                    "-keyout",
+                    "broker.key",
+                    "-out",
+                    "broker.csr",
+                    "-subj",
+                    "/O=cluebus/CN=localhost",
+                ],
+                "creating the broker key",
+                cwd=tmp,
+            )
+            _run(
+                [
+                    openssl,
+                    "x509",
+                    "-req",
+                    "-in",
+                    "broker.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-set_serial",
+                    str(int.from_bytes(secrets.token_bytes(16), "big")),
+                    "-days",
+                    str(CERT_DAYS),
+                    "-sha256",
+                    "-extfile",
+                    "broker.ext",
+                    "-out",
+                    "broker.pem",
+                ],
+                "signing the broker certificate",
+                cwd=tmp,
+            )
+            _run(
+                [
+                    openssl,
+                    "pkcs12",
+                    "-export",
+                    "-in",
+                    "broker.pem",
+                    "-inkey",
+                    "broker.key",
+                    "-certfile",
+                    "ca.pem",
+                    "-name",
+                    "broker",
+                    "-out",
+                    "broker.p12",
+                    "-passout",
+                    f"file:{store_pw}",
+                ],
+                "writing the broker keystore",
+                cwd=tmp,
+            )
+            _run(
+                [
+                    keytool,
+                    "-importcert",
+                    "-noprompt",
+                    "-alias",
+                    "cluebus-local-ca",
+                    "-file",
+                    "ca.pem",
+                    "-keystore",
+                    "truststore.p12",
+                    "-storetype",
+                    "PKCS12",
+                    "-storepass:file",
+                    str(store_pw),
+                ],
+                "writing the broker truststore",
+                cwd=tmp,
+            )
             for name in ("broker.p12", "truststore.p12", "ca.pem", "broker.pem"):
                 os.chmod(tmp / name, 0o600 if name.endswith(".p12") else 0o644)
                 os.replace(tmp / name, self.tls_dir / name)
@@ -232,45 +325,46 @@ class SecureLocalBroker(LocalBroker):
         controller_pw = _jaas_quote(_read_secret(self.controller_password_file))
         store_pw = _read_secret(self.store_password_file)
         props = super().properties()
-        props.update({
-            "listeners": self.listeners_override or (
-                f"CLIENT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
-            ),
-            "advertised.listeners": f"CLIENT://{self.host}:{self.port}",
-            "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
-            "inter.broker.listener.name": "CLIENT",
-            "controller.listener.names": "CONTROLLER",
-            # Clients: SCRAM-SHA-512 over TLS only.
-            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-            "listener.name.client.sasl.enabled.mechanisms": SCRAM_MECHANISM,
-            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-            "listener.name.client.scram-sha-512.sasl.jaas.config": (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f"username=\"{ADMIN}\" password={admin_pw};"
-            ),
-            # Broker -> controller on loopback: PLAIN with one static user, admin.
-            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-            "sasl.mechanism.controller.protocol": "PLAIN",
-            "listener.name.controller.plain.sasl.jaas.config": (
-                "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                f"username=\"{ADMIN}\" password={controller_pw} user_{ADMIN}={controller_pw};"
-            ),
-            # TLS: the broker's own key, the local CA; clients are not asked for certificates.
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(self.keystore_file),
-            "ssl.keystore.password": store_pw,
-            "ssl.key.password": store_pw,
-            "ssl.truststore.type": "PKCS12",
-            "ssl.truststore.location": str(self.truststore_file),
-            "ssl.truststore.password": store_pw,
-            "ssl.client.auth": "none",
-            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
-            "ssl.endpoint.identification.algorithm": "https",
-            # Authorization: deny unless an ACL allows; admin is the only super user.
-            "authorizer.class.name": AUTHORIZER,
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{ADMIN}",
-        })
+        props.update(
+            {
+                "listeners": self.listeners_override
+                or (f"CLIENT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"),
+                "advertised.listeners": f"CLIENT://{self.host}:{self.port}",
+                "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+                "inter.broker.listener.name": "CLIENT",
+                "controller.listener.names": "CONTROLLER",
+                # Clients: SCRAM-SHA-512 over TLS only.
+                "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+                "listener.name.client.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+                "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+                "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f'username="{ADMIN}" password={admin_pw};'
+                ),
+                # Broker -> controller on loopback: PLAIN with one static user, admin.
+                "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+                "sasl.mechanism.controller.protocol": "PLAIN",
+                "listener.name.controller.plain.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="{ADMIN}" password={controller_pw} user_{ADMIN}={controller_pw};'
+                ),
+                # TLS: the broker's own key, the local CA; clients are not asked for certificates.
+                "ssl.keystore.type": "PKCS12",
+                "ssl.keystore.location": str(self.keystore_file),
+                "ssl.keystore.password": store_pw,
+                "ssl.key.password": store_pw,
+                "ssl.truststore.type": "PKCS12",
+                "ssl.truststore.location": str(self.truststore_file),
+                "ssl.truststore.password": store_pw,
+                "ssl.client.auth": "none",
+                "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+                "ssl.endpoint.identification.algorithm": "https",
+                # Authorization: deny unless an ACL allows; admin is the only super user.
+                "authorizer.class.name": AUTHORIZER,
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": f"User:{ADMIN}",
+            }
+        )
         props.update(self.extra_properties)
         return props
 
@@ -415,9 +509,11 @@ def add_profile_option(group: click.Group) -> click.Group:
             continue
         command.params.append(
             click.Option(
-                ["--profile"], type=click.Choice(PROFILES), default="plain", show_default=True,
-                help="plain: no TLS, no authentication (demo); secure: SASL_SSL with "
-                     "SCRAM-SHA-512 and ACLs.",
+                ["--profile"],
+                type=click.Choice(PROFILES),
+                default="plain",
+                show_default=True,
+                help="plain: no TLS, no authentication (demo); secure: SASL_SSL with SCRAM-SHA-512 and ACLs.",
             )
         )
         assert command.callback is not None

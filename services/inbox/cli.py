@@ -23,8 +23,9 @@ USER_ENV = "CLUEBUS_INBOX_USER"
 
 @click.group("inbox")
 @click.argument("department")
-@click.option("--user", envvar=USER_ENV, default=None,
-              help=f"Your staff id, recorded on every acknowledgement (or {USER_ENV}).")
+@click.option(
+    "--user", envvar=USER_ENV, default=None, help=f"Your staff id, recorded on every acknowledgement (or {USER_ENV})."
+)
 @click.option("--offline", is_flag=True, help="Do not contact Kafka; act on the local store only.")
 @click.option("--sync-timeout", type=float, default=10.0, show_default=True, help="Seconds to read new referrals.")
 @click.pass_context
@@ -45,18 +46,25 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     try:
         service = cfg.load(cfg.ServiceSettings)
         configure(level="warning" if service.log_level == "info" else service.log_level, fmt=service.log_format)
-        inbox = DepartmentInbox(cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), o["department"],
-                                store=service.state_dir / f"inbox-{o['department']}.sqlite3",
-                                user=o["user"] or "inbox", rules_file=service.rules_file)
+        inbox = DepartmentInbox(
+            cfg.load(cfg.KafkaSettings),
+            cfg.load(cfg.TopicSettings),
+            o["department"],
+            store=service.state_dir / f"inbox-{o['department']}.sqlite3",
+            user=o["user"] or "inbox",
+            rules_file=service.rules_file,
+        )
     except (ValueError, InboxError) as exc:
         _fail(str(exc))
     try:
         if not o["offline"]:
             result = inbox.sync(o["sync_timeout"])
             if result.new or result.unreadable:
-                click.echo(f"synced: {result.new} new referral(s)"
-                           + (f", {result.unreadable} unreadable record(s) skipped" if result.unreadable else ""),
-                           err=True)
+                click.echo(
+                    f"synced: {result.new} new referral(s)"
+                    + (f", {result.unreadable} unreadable record(s) skipped" if result.unreadable else ""),
+                    err=True,
+                )
         yield inbox
     except (InboxError, KafkaUnavailable) as exc:
         _fail(str(exc))
@@ -109,10 +117,13 @@ def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
         click.echo(f"{'REFERRAL':<36}  {'PRIORITY':<8}  {'ROLE':<11}  {'STAGE':<9}  {'CATEGORY':<28}  NEXT DUE")
         for item in items:
             due = item.next_due
-            owner = "  (case owner required)" if item.case_owner_required and item.stage in ("routed", "received") \
-                else ""
-            click.echo(f"{item.referral_id:<36}  {item.priority:<8}  {item.role:<11}  {item.stage:<9}  "
-                       f"{item.category:<28}  {f'{due[0]} {_due(due[1])}' if due else '-'}{owner}")
+            owner = (
+                "  (case owner required)" if item.case_owner_required and item.stage in ("routed", "received") else ""
+            )
+            click.echo(
+                f"{item.referral_id:<36}  {item.priority:<8}  {item.role:<11}  {item.stage:<9}  "
+                f"{item.category:<28}  {f'{due[0]} {_due(due[1])}' if due else '-'}{owner}"
+            )
 
 
 @inbox_group.command("show")
@@ -130,6 +141,7 @@ def _action(name: str, run: Callable[[Any, str], Any]) -> Callable[..., None]:
         with _inbox(ctx, needs_user=True) as inbox:
             ack = run(inbox, referral_id)
             click.echo(f"{name} {ack.referral_id} (report {ack.report_id}) by {ack.by}")
+
     return confirm
 
 
@@ -144,8 +156,11 @@ def accept_command(ctx: click.Context, referral_id: str, case_owner: str | None)
 
 @inbox_group.command("decline")
 @click.argument("referral_id")
-@click.option("--reason-code", required=True, help="not_in_remit, insufficient_information, duplicate, "
-                                                  "handled_elsewhere or other.")
+@click.option(
+    "--reason-code",
+    required=True,
+    help="not_in_remit, insufficient_information, duplicate, handled_elsewhere or other.",
+)
 @click.option("--reason", required=True, help="Why, in words (kept out of logs and metrics).")
 @click.pass_context
 def decline_command(ctx: click.Context, referral_id: str, reason_code: str, reason: str) -> None:
@@ -155,14 +170,16 @@ def decline_command(ctx: click.Context, referral_id: str, reason_code: str, reas
 
 @inbox_group.command("complete")
 @click.argument("referral_id")
-@click.option("--outcome-code", required=True, help="case_opened, referred_on, victim_placed, services_provided, "
-                                                   "no_concern_found or closed_other.")
+@click.option(
+    "--outcome-code",
+    required=True,
+    help="case_opened, referred_on, victim_placed, services_provided, no_concern_found or closed_other.",
+)
 @click.option("--outcome", required=True, help="What was done, in words (kept out of logs and metrics).")
 @click.pass_context
 def complete_command(ctx: click.Context, referral_id: str, outcome_code: str, outcome: str) -> None:
     """Close an accepted referral with its outcome."""
-    _action("completed", lambda inbox, rid: inbox.complete(inbox.resolve(rid), outcome_code, outcome))(
-        ctx, referral_id)
+    _action("completed", lambda inbox, rid: inbox.complete(inbox.resolve(rid), outcome_code, outcome))(ctx, referral_id)
 
 
 COMMANDS = [inbox_group]

@@ -40,11 +40,11 @@ class InboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class SyncResult:
-    new: int            # referrals stored for the first time
-    seen: int           # referral records read (redeliveries included)
-    unreadable: int     # records that are not a valid referral of this department (skipped, counted)
+    new: int  # referrals stored for the first time
+    seen: int  # referral records read (redeliveries included)
+    unreadable: int  # records that are not a valid referral of this department (skipped, counted)
     acks_sent: int
-    caught_up: bool     # every partition was read to its end
+    caught_up: bool  # every partition was read to its end
 
 
 def inbox_group(topics: TopicSettings, department: str) -> str:
@@ -81,14 +81,18 @@ class DepartmentInbox:
     # --- Kafka side ----------------------------------------------------------------------------
     def _consumer_for_topic(self) -> Any:
         if self._consumer is None:
-            consumer = clients.consumer(self.kafka, group_id=inbox_group(self.topics, self.department),
-                                        client_id=f"cluebus-inbox-{self.department}")
+            consumer = clients.consumer(
+                self.kafka,
+                group_id=inbox_group(self.topics, self.department),
+                client_id=f"cluebus-inbox-{self.department}",
+            )
             partitions = consumer.partitions_for_topic(self.topic)
             if not partitions:
                 consumer.close()
                 raise InboxError(
                     f"no partitions of {self.topic}: the topic does not exist or this user may not read it "
-                    "(run `cluebus topics ensure`; check the department's ACLs)")
+                    "(run `cluebus topics ensure`; check the department's ACLs)"
+                )
             consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
             self._consumer = consumer
         return self._consumer
@@ -120,8 +124,9 @@ class DepartmentInbox:
                                 unreadable += 1
                             elif self.store.add(db, referral):
                                 new += 1
-                                self.store.queue(db, self._ack(referral.referral_id, referral.report_id,
-                                                               AckStage.received))
+                                self.store.queue(
+                                    db, self._ack(referral.referral_id, referral.report_id, AckStage.received)
+                                )
                             handled[tp] = record.offset + 1
                 sent += self._send_acks()
                 if handled:
@@ -130,11 +135,13 @@ class DepartmentInbox:
                 if caught_up or time.monotonic() >= deadline:
                     break
         except KafkaError as exc:
-            raise InboxError(f"Kafka refused or failed the sync ({type(exc).__name__}); what was stored is kept; "
-                             "run sync again") from None
+            raise InboxError(
+                f"Kafka refused or failed the sync ({type(exc).__name__}); what was stored is kept; run sync again"
+            ) from None
         sent += self._send_acks()  # acks queued by earlier actions while Kafka was away
-        log.info("inbox synced", department=self.department, new=new, seen=seen, unreadable=unreadable,
-                 caught_up=caught_up)
+        log.info(
+            "inbox synced", department=self.department, new=new, seen=seen, unreadable=unreadable, caught_up=caught_up
+        )
         return SyncResult(new, seen, unreadable, sent, caught_up)
 
     def _parse(self, record: Any) -> Referral | None:
@@ -143,8 +150,12 @@ class DepartmentInbox:
         except (ValidationError, ValueError, TypeError):
             referral = None
         if referral is None or referral.department != self.department:
-            log.warning("unreadable referral record skipped", department=self.department,
-                        partition=record.partition, offset=record.offset)
+            log.warning(
+                "unreadable referral record skipped",
+                department=self.department,
+                partition=record.partition,
+                offset=record.offset,
+            )
             return None
         return referral
 
@@ -155,12 +166,21 @@ class DepartmentInbox:
             return 0
         try:
             producer = self._producer_for_acks()
-            futures = [(a.ack_id, producer.send(self.topics.names.acks, key=a.report_id.encode(),
-                                                value=a.model_dump_json().encode())) for a in unsent]
+            futures = [
+                (
+                    a.ack_id,
+                    producer.send(self.topics.names.acks, key=a.report_id.encode(), value=a.model_dump_json().encode()),
+                )
+                for a in unsent
+            ]
             producer.flush(timeout=30)
         except (KafkaError, clients.KafkaUnavailable) as exc:
-            log.warning("acks not sent yet; they stay queued", department=self.department, queued=len(unsent),
-                        error=type(exc).__name__)
+            log.warning(
+                "acks not sent yet; they stay queued",
+                department=self.department,
+                queued=len(unsent),
+                error=type(exc).__name__,
+            )
             return 0
         done = [ack_id for ack_id, f in futures if f.succeeded()]
         self.store.mark_sent(done)
@@ -194,18 +214,24 @@ class DepartmentInbox:
         return self._act(referral_id, AckStage.accepted, case_owner=case_owner)
 
     def decline(self, referral_id: str, reason_code: DeclineReason | str, reason: str) -> Ack:
-        return self._act(referral_id, AckStage.declined, reason_code=_code(DeclineReason, reason_code, "reason code"),
-                         reason=reason)
+        return self._act(
+            referral_id, AckStage.declined, reason_code=_code(DeclineReason, reason_code, "reason code"), reason=reason
+        )
 
     def complete(self, referral_id: str, outcome_code: OutcomeCode | str, outcome: str) -> Ack:
-        return self._act(referral_id, AckStage.completed,
-                         outcome_code=_code(OutcomeCode, outcome_code, "outcome code"), outcome=outcome)
+        return self._act(
+            referral_id,
+            AckStage.completed,
+            outcome_code=_code(OutcomeCode, outcome_code, "outcome code"),
+            outcome=outcome,
+        )
 
     def _act(self, referral_id: str, stage: AckStage, **details: Any) -> Ack:
         item = self.store.item(self.resolve(referral_id))
         assert item is not None
-        refusal = ack_refusal(item.stage, stage.value, case_owner_required=item.case_owner_required,
-                              case_owner=details.get("case_owner"))
+        refusal = ack_refusal(
+            item.stage, stage.value, case_owner_required=item.case_owner_required, case_owner=details.get("case_owner")
+        )
         if refusal is not None:
             raise InboxError(f"{stage.value} refused: {refusal.message}")
         try:
@@ -220,13 +246,19 @@ class DepartmentInbox:
             self.store.queue(db, ack)
             self.store.set_stage(db, item.referral_id, stage.value)
         self._send_acks()
-        log.info("referral acknowledged", department=self.department, referral_id=item.referral_id,
-                 stage=stage.value)
+        log.info("referral acknowledged", department=self.department, referral_id=item.referral_id, stage=stage.value)
         return ack
 
     def _ack(self, referral_id: str, report_id: str, stage: AckStage, **details: Any) -> Ack:
-        return Ack(referral_id=referral_id, report_id=report_id, department=self.department, stage=stage,
-                   by=self.user, at=datetime.now(UTC), **{k: v for k, v in details.items() if v is not None})
+        return Ack(
+            referral_id=referral_id,
+            report_id=report_id,
+            department=self.department,
+            stage=stage,
+            by=self.user,
+            at=datetime.now(UTC),
+            **{k: v for k, v in details.items() if v is not None},
+        )
 
     def unsent_acks(self) -> int:
         return self.store.counts()["acks_unsent"]

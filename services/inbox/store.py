@@ -97,23 +97,35 @@ class InboxStore:
         due = referral.due
         cursor = db.execute(
             "INSERT OR IGNORE INTO referrals VALUES (?, ?, 'routed', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (referral.referral_id, referral.report_id, referral.category.value, referral.priority.value,
-             referral.role.value, int(referral.case_owner_required), referral.routed_at.isoformat(),
-             due.received.isoformat(), due.decided.isoformat(), due.completed.isoformat(),
-             referral.model_dump_json()),
+            (
+                referral.referral_id,
+                referral.report_id,
+                referral.category.value,
+                referral.priority.value,
+                referral.role.value,
+                int(referral.case_owner_required),
+                referral.routed_at.isoformat(),
+                due.received.isoformat(),
+                due.decided.isoformat(),
+                due.completed.isoformat(),
+                referral.model_dump_json(),
+            ),
         )
         return cursor.rowcount == 1
 
     def item(self, referral_id: str) -> InboxItem | None:
-        row = self.db.execute(f"SELECT {_ITEM_COLUMNS} FROM referrals WHERE referral_id = ?",
-                              (referral_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_ITEM_COLUMNS} FROM referrals WHERE referral_id = ?", (referral_id,)).fetchone()
         return _item(row) if row else None
 
     def find(self, prefix: str) -> list[str]:
         """Referral ids starting with ``prefix`` (people type the first few characters)."""
         like = prefix.replace("%", "").replace("_", "\\_") + "%"
-        return [r[0] for r in self.db.execute(
-            "SELECT referral_id FROM referrals WHERE referral_id LIKE ? ESCAPE '\\' LIMIT 3", (like,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT referral_id FROM referrals WHERE referral_id LIKE ? ESCAPE '\\' LIMIT 3", (like,)
+            )
+        ]
 
     def referral(self, referral_id: str) -> Referral | None:
         row = self.db.execute("SELECT referral FROM referrals WHERE referral_id = ?", (referral_id,)).fetchone()
@@ -133,8 +145,10 @@ class InboxStore:
 
     # --- acks waiting to be sent ---------------------------------------------------------------
     def queue(self, db: sqlite3.Connection, ack: Ack) -> None:
-        db.execute("INSERT OR IGNORE INTO outbox (ack_id, ack, queued_at) VALUES (?, ?, ?)",
-                   (ack.ack_id, ack.model_dump_json(), time.time()))
+        db.execute(
+            "INSERT OR IGNORE INTO outbox (ack_id, ack, queued_at) VALUES (?, ?, ?)",
+            (ack.ack_id, ack.model_dump_json(), time.time()),
+        )
 
     def unsent(self) -> list[Ack]:
         rows = self.db.execute("SELECT ack FROM outbox WHERE sent_at IS NULL ORDER BY queued_at, ack_id")
@@ -153,16 +167,28 @@ class InboxStore:
         self.db.close()
 
 
-_ITEM_COLUMNS = ("referral_id, report_id, stage, category, priority, role, case_owner_required, routed_at, "
-                 "due_received, due_decided, due_completed")
+_ITEM_COLUMNS = (
+    "referral_id, report_id, stage, category, priority, role, case_owner_required, routed_at, "
+    "due_received, due_decided, due_completed"
+)
 
 
 def _item(row: tuple) -> InboxItem:  # type: ignore[type-arg]
-    (referral_id, report_id, stage, category, priority, role, owner, routed, d_received, d_decided,
-     d_completed) = row
+    (referral_id, report_id, stage, category, priority, role, owner, routed, d_received, d_decided, d_completed) = row
     parse = datetime.fromisoformat
-    return InboxItem(referral_id, report_id, stage, category, priority, role, bool(owner), parse(routed),
-                     parse(d_received), parse(d_decided), parse(d_completed))
+    return InboxItem(
+        referral_id,
+        report_id,
+        stage,
+        category,
+        priority,
+        role,
+        bool(owner),
+        parse(routed),
+        parse(d_received),
+        parse(d_decided),
+        parse(d_completed),
+    )
 
 
 def dumps(item: InboxItem) -> str:

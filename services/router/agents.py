@@ -48,11 +48,18 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         letter = dead_letter(SERVICE, event.message, exc)
         await topics.deadletter.send(key=event.message.key, value=dump_event(letter))
         metrics.dead_letters.labels(reason=reason).inc()
-        metrics.reports.labels(source=topics.report_topic_source.get(event.message.topic, "unknown"),
-                               outcome="dead_lettered").inc()
-        log.warning("report dead-lettered", cause=reason, topic=event.message.topic,
-                    partition=event.message.partition, offset=event.message.offset,
-                    dead_letter_id=letter.dead_letter_id, error_type=letter.error_type)
+        metrics.reports.labels(
+            source=topics.report_topic_source.get(event.message.topic, "unknown"), outcome="dead_lettered"
+        ).inc()
+        log.warning(
+            "report dead-lettered",
+            cause=reason,
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            dead_letter_id=letter.dead_letter_id,
+            error_type=letter.error_type,
+        )
 
     async def handle(event: Any) -> None:
         started = time.perf_counter()
@@ -71,8 +78,12 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
             return
         if key in in_flight or seen.get(key) is not None:
             metrics.reports.labels(source=report.source.value, outcome="duplicate").inc()
-            log.info("duplicate report skipped", report_id=report.report_id,
-                     partition=message.partition, offset=message.offset)
+            log.info(
+                "duplicate report skipped",
+                report_id=report.report_id,
+                partition=message.partition,
+                offset=message.offset,
+            )
             return
 
         rules = holder.current
@@ -84,8 +95,9 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
             deliveries.append(
                 await topics.referral(referral.department, override).send(key=key, value=dump_event(referral))
             )
-            metrics.referrals.labels(department=referral.department, role=referral.role.value,
-                                     priority=referral.priority.value).inc()
+            metrics.referrals.labels(
+                department=referral.department, role=referral.role.value, priority=referral.priority.value
+            ).inc()
         deliveries.append(await topics.decisions.send(key=key, value=dump_event(out.decision)))
         deliveries.append(await topics.status.send(key=key, value=dump_event(out.status)))
         in_flight.add(key)
@@ -96,10 +108,17 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         metrics.reports.labels(source=report.source.value, outcome="routed").inc()
         metrics.routing_seconds.observe(time.perf_counter() - started)
         metrics.end_to_end_seconds.observe(max(0.0, (routed_at - report.received_at).total_seconds()))
-        log.info("report routed", report_id=report.report_id, rules_version=rules.version,
-                 topic=message.topic, partition=message.partition, offset=message.offset,
-                 recipients=len(out.referrals), priority=out.decision.priority.value,
-                 fallback=out.decision.fallback)
+        log.info(
+            "report routed",
+            report_id=report.report_id,
+            rules_version=rules.version,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            recipients=len(out.referrals),
+            priority=out.decision.priority.value,
+            fallback=out.decision.fallback,
+        )
 
     @app.agent(topics.reports, name="route-reports", concurrency=1)
     async def route_reports(stream: Any) -> None:
@@ -107,8 +126,12 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
             try:
                 await handle(event)
             except Exception as exc:  # one bad message never blocks the rest
-                log.exception("unexpected error; report dead-lettered", topic=event.message.topic,
-                              partition=event.message.partition, offset=event.message.offset)
+                log.exception(
+                    "unexpected error; report dead-lettered",
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                )
                 await reject(event, "internal_error", exc)
 
     return route_reports

@@ -26,14 +26,25 @@ def create_router(
     kafka: KafkaSettings, topic_settings: TopicSettings, service: ServiceSettings, settings: RouterSettings
 ) -> Router:
     holder = RulesHolder(service.rules_file, service="router")
-    app = make_app("router", kafka, topic_settings, store=settings.store,
-                   data_dir=service.state_dir / topic_settings.names.app_id("router"),
-                   session_timeout_s=service.session_timeout_s)
+    app = make_app(
+        "router",
+        kafka,
+        topic_settings,
+        store=settings.store,
+        data_dir=service.state_dir / topic_settings.names.app_id("router"),
+        session_timeout_s=service.session_timeout_s,
+    )
     topics = RouterTopics(app, topic_settings.names)
     seen = tables.seen_reports(app)
     router_metrics = RouterMetrics()
     agents.register(app, topics, seen, holder, router_metrics)
 
-    add_operations(app, holder, service="router", reload_interval_s=settings.reload_interval_s,
-                   metrics_port=settings.metrics_port, metrics_host=settings.metrics_host)
+    add_operations(
+        app,
+        holder,
+        service="router",
+        reload_interval_s=settings.reload_interval_s,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
+    )
     return Router(app=app, holder=holder, metrics=router_metrics, settings=settings)

@@ -38,8 +38,9 @@ def router_command(metrics_port: int | None) -> None:
     try:
         service = cfg.load(cfg.ServiceSettings)
         overrides = {"metrics_port": metrics_port} if metrics_port is not None else {}
-        router = create_router(cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service,
-                               cfg.load(RouterSettings, **overrides))
+        router = create_router(
+            cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service, cfg.load(RouterSettings, **overrides)
+        )
     except ValueError as exc:  # settings or rules: one line, no traceback
         click.echo(f"cluebus: error: {exc}", err=True)
         sys.exit(1)
@@ -104,8 +105,10 @@ def rules_explain(report: Path, file: Path | None) -> None:
         click.echo(f"cluebus: error: {report}: {describe_error(exc)[1]}", err=True)
         sys.exit(1)
     plan = rules.plan(parsed, parsed.received_at)
-    click.echo(f"report {parsed.report_id} ({parsed.source.value}, {parsed.category.value}, "
-               f"urgency {parsed.urgency.value}) under rules {rules.version}")
+    click.echo(
+        f"report {parsed.report_id} ({parsed.source.value}, {parsed.category.value}, "
+        f"urgency {parsed.urgency.value}) under rules {rules.version}"
+    )
     click.echo("matched routes:" if not plan.result.fallback else "no route matched; the root's fallback applies:")
     for path in plan.result.matched_paths:
         click.echo(f"  {' > '.join(path)}")

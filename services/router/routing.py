@@ -60,14 +60,21 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         )
         recipients.append(
             RecipientDecision(
-                department=p.department, role=p.role, referral_id=referral_id, priority=p.priority,
-                rule_path=p.rule_path, due=due, case_owner_required=p.case_owner_required,
-                anonymised=p.anonymised, fields=p.fields,
+                department=p.department,
+                role=p.role,
+                referral_id=referral_id,
+                priority=p.priority,
+                rule_path=p.rule_path,
+                due=due,
+                case_owner_required=p.case_owner_required,
+                anonymised=p.anonymised,
+                fields=p.fields,
             )
         )
         statuses.append(
-            DepartmentStatus(department=p.department, role=p.role, referral_id=referral_id,
-                             stage=Stage.routed, stage_at=routed_at)
+            DepartmentStatus(
+                department=p.department, role=p.role, referral_id=referral_id, stage=Stage.routed, stage_at=routed_at
+            )
         )
     decision = RoutingDecision(
         decision_id=report.report_id,
@@ -84,7 +91,11 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         recipients=tuple(recipients),
     )
     status = ReportStatus(
-        report_id=report.report_id, source=report.source, source_system=report.source_system,
-        seq=0, updated_at=routed_at, departments=tuple(statuses),
+        report_id=report.report_id,
+        source=report.source,
+        source_system=report.source_system,
+        seq=0,
+        updated_at=routed_at,
+        departments=tuple(statuses),
     )
     return RoutedReport(referrals=tuple(referrals), decision=decision, status=status)

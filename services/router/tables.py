@@ -16,5 +16,11 @@ def seen_reports(app: Any) -> Any:
     comes from the key (``use_partitioner``) with the same murmur2 partitioner
     the adapters use for the report topics, which keeps it co-partitioned.
     """
-    return app.Table("seen-reports", default=None, key_type=bytes, value_type=bytes,
-                     use_partitioner=True, help="Reports already routed (for idempotency).")
+    return app.Table(
+        "seen-reports",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        use_partitioner=True,
+        help="Reports already routed (for idempotency).",
+    )

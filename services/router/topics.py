@@ -30,4 +30,3 @@ class RouterTopics:
         if name not in self._referrals:
             self._referrals[name] = self._topic(name)
         return self._referrals[name]
-

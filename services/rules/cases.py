@@ -42,8 +42,16 @@ def _load_report(case: dict[str, Any], base: Path) -> Any:
 
 
 def _facts(raw: dict[str, Any]) -> Facts:
-    unknown = set(raw) - {"source", "category", "urgency", "any_minor", "any_foreign",
-                          "any_disability", "indicators", "township"}
+    unknown = set(raw) - {
+        "source",
+        "category",
+        "urgency",
+        "any_minor",
+        "any_foreign",
+        "any_disability",
+        "indicators",
+        "township",
+    }
     if unknown:
         raise ValueError(f"unknown facts {sorted(unknown)}")
     return Facts(
@@ -74,10 +82,10 @@ def run_case(rules: CompiledRules, case: dict[str, Any], base: Path) -> CaseResu
         got = {r.department: r.role.value for r in result.recipients}
         priority = result.priority.value
         owners = {
-            r.department for r in result.recipients
-            if r.case_owner_required or (
-                r.role == Role.lead and facts.category in rules.departments[r.department].case_owner_categories
-            )
+            r.department
+            for r in result.recipients
+            if r.case_owner_required
+            or (r.role == Role.lead and facts.category in rules.departments[r.department].case_owner_categories)
         }
     else:
         return CaseResult(name, False, ["a case needs 'report' or 'facts'"])

@@ -109,9 +109,7 @@ class Node:
     index: dict[tuple[Source, Category], tuple[int, ...]] = field(repr=False)
 
     def admits_rest(self, facts: Facts) -> bool:
-        return _admits(self.match, facts, skip_indexed=True) and not _excludes(
-            self.match_not, facts, skip_indexed=True
-        )
+        return _admits(self.match, facts, skip_indexed=True) and not _excludes(self.match_not, facts, skip_indexed=True)
 
 
 def _admits_pair(route: Route, source: Source, category: Category) -> bool:
@@ -132,17 +130,11 @@ def compile_tree(
     inherited_case_owner: bool = False,
 ) -> Node:
     path = (*parent_path, route.name)
-    priority = (
-        max_priority(inherited_priority, route.priority)
-        if (inherited_priority or route.priority)
-        else None
-    )
+    priority = max_priority(inherited_priority, route.priority) if (inherited_priority or route.priority) else None
     case_owner = inherited_case_owner if route.case_owner_required is None else route.case_owner_required
     children = tuple(compile_tree(child, path, priority, case_owner) for child in route.routes)
     index = {
-        (source, category): tuple(
-            i for i, child in enumerate(route.routes) if _admits_pair(child, source, category)
-        )
+        (source, category): tuple(i for i, child in enumerate(route.routes) if _admits_pair(child, source, category))
         for source, category in product(Source, Category)
     }
     return Node(

@@ -299,8 +299,10 @@ def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...]
             continue
         if dep_id != spec.police and (bad := forbidden_for_non_police(allowed)):
             problems.append(
-                (("departments", dep_id, "fields"),
-                 f"DNA/biometric fields are for the police only, not '{dep_id}': {bad}")
+                (
+                    ("departments", dep_id, "fields"),
+                    f"DNA/biometric fields are for the police only, not '{dep_id}': {bad}",
+                )
             )
 
     # Every (source, category) reaches a lead, whatever the report's other facts.
@@ -315,8 +317,11 @@ def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...]
                 uncovered.setdefault(category.value, set()).add(source.value)
         for category_value, sources in sorted(uncovered.items()):
             problems.append(
-                (("route",), f"category '{category_value}' can reach no lead department "
-                             f"(from {', '.join(sorted(sources))}, for some facts)")
+                (
+                    ("route",),
+                    f"category '{category_value}' can reach no lead department "
+                    f"(from {', '.join(sorted(sources))}, for some facts)",
+                )
             )
     return problems
 
@@ -332,10 +337,7 @@ def parse_rules(text: str, source_name: str = "routing_rules.toml") -> CompiledR
     try:
         spec = RulesFile.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            (locate(entries, tuple(err["loc"])), _where(tuple(err["loc"])), err["msg"])
-            for err in exc.errors()
-        ]
+        problems = [(locate(entries, tuple(err["loc"])), _where(tuple(err["loc"])), err["msg"]) for err in exc.errors()]
         raise RulesError(source_name, problems) from None
     root = compile_tree(spec.route)
     invariant_problems = _check_invariants(spec, root)

@@ -39,9 +39,7 @@ class EscalationLevel(_Strict):
 class EscalationChain(_Strict):
     levels: tuple[EscalationLevel, ...] = Field(min_length=1)
     repeat: Duration = Field(description="After the last level, escalate again at this interval.")
-    on_lead_decline: str = Field(
-        "joint_meeting", description="Who hears at once when a lead department declines."
-    )
+    on_lead_decline: str = Field("joint_meeting", description="Who hears at once when a lead department declines.")
 
     @model_validator(mode="after")
     def _levels_in_order(self) -> EscalationChain:
@@ -140,9 +138,7 @@ class RulesFile(_Strict):
 
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
     police: str = Field("police", pattern=IDENT, description="The department allowed DNA/biometric data.")
-    always_shared: tuple[str, ...] = Field(
-        description="Fields every recipient gets (ids, category, times)."
-    )
+    always_shared: tuple[str, ...] = Field(description="Fields every recipient gets (ids, category, times).")
     field_sets: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     defaults: Defaults

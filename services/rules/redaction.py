@@ -164,7 +164,4 @@ class Projection:
 def forbidden_for_non_police(paths: Iterable[str]) -> list[str]:
     """Paths that only the police may see: biometric-class fields and DNA-like names."""
     classes = sensitivity_of()
-    return sorted(
-        p for p in paths
-        if classes.get(p) == Sensitivity.biometric or DNA_PATTERN.search(p)
-    )
+    return sorted(p for p in paths if classes.get(p) == Sensitivity.biometric or DNA_PATTERN.search(p))

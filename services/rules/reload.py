@@ -54,13 +54,21 @@ class RulesHolder:
             new = load_rules(self.path)
         except RulesError as exc:
             self.successful.set(0)
-            log.error("rules reload failed; previous rules stay in force", reason=reason,
-                      problems=exc.lines()[:20], version=self.current.version)
+            log.error(
+                "rules reload failed; previous rules stay in force",
+                reason=reason,
+                problems=exc.lines()[:20],
+                version=self.current.version,
+            )
             return False
         except OSError as exc:
             self.successful.set(0)
-            log.error("rules reload failed; previous rules stay in force", reason=reason,
-                      error=type(exc).__name__, version=self.current.version)
+            log.error(
+                "rules reload failed; previous rules stay in force",
+                reason=reason,
+                error=type(exc).__name__,
+                version=self.current.version,
+            )
             return False
         self.current, self._digest = new, new.digest
         self._mark_success()

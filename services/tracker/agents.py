@@ -62,23 +62,37 @@ class TrackerIndex:
         return count
 
 
-def register(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex,
-             metrics: TrackerMetrics) -> None:
+def register(
+    app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex, metrics: TrackerMetrics
+) -> None:
     names = topics.names
 
     async def send_dead_letter(letter: DeadLetter, reason: str) -> Any:
         metrics.dead_letters.labels(reason=reason).inc()
-        log.warning("input dead-lettered", cause=reason, topic=letter.topic, partition=letter.partition,
-                    offset=letter.offset, dead_letter_id=letter.dead_letter_id)
+        log.warning(
+            "input dead-lettered",
+            cause=reason,
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            dead_letter_id=letter.dead_letter_id,
+        )
         return await topics.deadletter.send(key=None, value=dump_event(letter))
 
     def letter_for(message: Any, rejection: Rejection) -> DeadLetter:
         if rejection.topic is None:
             return dead_letter(SERVICE, message, f"{rejection.reason}: {rejection.message}")
-        return DeadLetter.of(service=SERVICE, topic=rejection.topic, partition=rejection.partition or 0,
-                             offset=rejection.offset or 0, key=message.key, value=rejection.raw,
-                             error_type="Rejected", error=f"{rejection.reason}: {rejection.message}",
-                             at=datetime.now(UTC))
+        return DeadLetter.of(
+            service=SERVICE,
+            topic=rejection.topic,
+            partition=rejection.partition or 0,
+            offset=rejection.offset or 0,
+            key=message.key,
+            value=rejection.raw,
+            error_type="Rejected",
+            error=f"{rejection.reason}: {rejection.message}",
+            at=datetime.now(UTC),
+        )
 
     async def reject_input(message: Any, reason: str, exc: BaseException | str) -> None:
         letter = dead_letter(SERVICE, message, exc if isinstance(exc, str) else exc)
@@ -129,17 +143,27 @@ def register(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, inde
             table[key] = out.track.to_bytes()
         metrics.apply(out.observations)
         kept = None if out.delete else out.track
-        index.apply(key, kept, departments + (list(kept.refs) if kept else []),
-                    None if kept is None else (out.next_check if out.next_check is not None
-                                               else tracker.next_check(kept)))
+        index.apply(
+            key,
+            kept,
+            departments + (list(kept.refs) if kept else []),
+            None if kept is None else (out.next_check if out.next_check is not None else tracker.next_check(kept)),
+        )
 
     async def emit(message: Any, key: bytes, out: Outcome) -> None:
         deliveries = []
         for escalation in out.escalations:
             deliveries.append(await topics.escalations.send(key=key, value=dump_event(escalation)))
-            log.info("referral escalated", report_id=escalation.report_id, referral_id=escalation.referral_id,
-                     department=escalation.department, level=escalation.level, repeat=escalation.repeat,
-                     target=escalation.target, cause=escalation.reason.value)
+            log.info(
+                "referral escalated",
+                report_id=escalation.report_id,
+                referral_id=escalation.referral_id,
+                department=escalation.department,
+                level=escalation.level,
+                repeat=escalation.repeat,
+                target=escalation.target,
+                cause=escalation.reason.value,
+            )
         if out.status is not None:
             deliveries.append(await topics.status.send(key=key, value=dump_event(out.status)))
         for rejection in out.rejections:
@@ -154,14 +178,19 @@ def register(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, inde
             try:
                 await handle(event)
             except Exception as exc:  # one bad input never stops the tracker
-                log.exception("unexpected error; input dead-lettered", topic=event.message.topic,
-                              partition=event.message.partition, offset=event.message.offset)
+                log.exception(
+                    "unexpected error; input dead-lettered",
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                )
                 error_type, error = describe_error(exc)
                 await reject_input(event.message, "internal_error", f"{error_type}: {error}")
 
 
-def register_clock(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex,
-                   interval: float) -> None:
+def register_clock(
+    app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex, interval: float
+) -> None:
     names = topics.names
 
     def owned_partitions() -> frozenset[int] | None:
@@ -177,8 +206,13 @@ def register_clock(app: Any, topics: TrackerTopics, table: Any, tracker: Tracker
         if partitions != index.partitions:
             started = time.perf_counter()
             count = index.rebuild(table.items(), partitions, tracker)
-            log.info("tracker index rebuilt", partitions=sorted(partitions), reports=count,
-                     referrals_open=len(index.outstanding), seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "tracker index rebuilt",
+                partitions=sorted(partitions),
+                reports=count,
+                referrals_open=len(index.outstanding),
+                seconds=round(time.perf_counter() - started, 3),
+            )
         now = time.time()
         for key, sent in list(index.ticking.items()):
             if now - sent > 30:  # a tick that never came back (lost in a crash): ask again

@@ -27,13 +27,20 @@ def create_tracker(
     kafka: KafkaSettings, topic_settings: TopicSettings, service: ServiceSettings, settings: TrackerSettings
 ) -> TrackerService:
     holder = RulesHolder(service.rules_file, service="tracker")
-    app = make_app("tracker", kafka, topic_settings, store=settings.store,
-                   data_dir=service.state_dir / topic_settings.names.app_id("tracker"),
-                   session_timeout_s=service.session_timeout_s)
+    app = make_app(
+        "tracker",
+        kafka,
+        topic_settings,
+        store=settings.store,
+        data_dir=service.state_dir / topic_settings.names.app_id("tracker"),
+        session_timeout_s=service.session_timeout_s,
+    )
     topics = TrackerTopics(app, topic_settings.names)
     table = tables.tracking(app)
-    tracker = Tracker(lambda: holder.current, TrackerPolicy(
-        unknown_ack_grace_s=settings.unknown_ack_grace_s, closed_retention_s=settings.closed_retention_s))
+    tracker = Tracker(
+        lambda: holder.current,
+        TrackerPolicy(unknown_ack_grace_s=settings.unknown_ack_grace_s, closed_retention_s=settings.closed_retention_s),
+    )
     index = agents.TrackerIndex()
     metrics = TrackerMetrics()
     agents.register(app, topics, table, tracker, index, metrics)
@@ -41,7 +48,14 @@ def create_tracker(
 
     # Until the index is built for this worker's partitions, gauges stay empty, not wrong.
     outstanding = OutstandingCollector(lambda: index.outstanding if index.partitions is not None else None)
-    add_operations(app, holder, service="tracker", reload_interval_s=settings.reload_interval_s,
-                   metrics_port=settings.metrics_port, metrics_host=settings.metrics_host, collectors=(outstanding,))
+    add_operations(
+        app,
+        holder,
+        service="tracker",
+        reload_interval_s=settings.reload_interval_s,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
+        collectors=(outstanding,),
+    )
 
     return TrackerService(app=app, holder=holder, tracker=tracker, index=index)

@@ -20,8 +20,9 @@ def tracker_command(metrics_port: int | None) -> None:
     try:
         service = cfg.load(cfg.ServiceSettings)
         overrides = {"metrics_port": metrics_port} if metrics_port is not None else {}
-        tracker = create_tracker(cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service,
-                                 cfg.load(TrackerSettings, **overrides))
+        tracker = create_tracker(
+            cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service, cfg.load(TrackerSettings, **overrides)
+        )
     except ValueError as exc:
         click.echo(f"cluebus: error: {exc}", err=True)
         sys.exit(1)

@@ -24,23 +24,43 @@ class TrackerMetrics:
         self.ack_delay = Histogram(
             "cluebus_ack_delay_seconds",
             "Seconds from routing to a department's acknowledgement, by stage acknowledged.",
-            ["department", "stage", "priority"], buckets=ACK_BUCKETS, registry=registry,
+            ["department", "stage", "priority"],
+            buckets=ACK_BUCKETS,
+            registry=registry,
         )
-        self.acks = Counter("cluebus_acks_total", "Acknowledgements recorded.", ["department", "stage"],
-                            registry=registry)
-        self.acks_rejected = Counter("cluebus_acks_rejected_total",
-                                     "Acknowledgements rejected to the dead-letter topic, by reason.",
-                                     ["reason"], registry=registry)
-        self.overdue = Counter("cluebus_referrals_overdue_total",
-                               "Referrals that ran past a clock (received, decided, completed).",
-                               ["department", "stage"], registry=registry)
-        self.escalations = Counter("cluebus_escalations_total", "Escalations sent, by level and reason.",
-                                   ["department", "level", "reason"], registry=registry)
-        self.declines = Counter("cluebus_declines_total", "Referrals declined, by reason code.",
-                                ["department", "reason_code"], registry=registry)
-        self.dead_letters = Counter("cluebus_tracker_dead_letters_total",
-                                    "Inputs the tracker sent to the dead-letter topic, by reason.",
-                                    ["reason"], registry=registry)
+        self.acks = Counter(
+            "cluebus_acks_total", "Acknowledgements recorded.", ["department", "stage"], registry=registry
+        )
+        self.acks_rejected = Counter(
+            "cluebus_acks_rejected_total",
+            "Acknowledgements rejected to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.overdue = Counter(
+            "cluebus_referrals_overdue_total",
+            "Referrals that ran past a clock (received, decided, completed).",
+            ["department", "stage"],
+            registry=registry,
+        )
+        self.escalations = Counter(
+            "cluebus_escalations_total",
+            "Escalations sent, by level and reason.",
+            ["department", "level", "reason"],
+            registry=registry,
+        )
+        self.declines = Counter(
+            "cluebus_declines_total",
+            "Referrals declined, by reason code.",
+            ["department", "reason_code"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "cluebus_tracker_dead_letters_total",
+            "Inputs the tracker sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
 
     def apply(self, observations: Iterable[Observation]) -> None:
         for o in observations:
@@ -63,12 +83,16 @@ class OutstandingCollector:
         self._clock = clock
 
     def collect(self) -> Any:
-        count = GaugeMetricFamily("cluebus_referrals_outstanding",
-                                  "Open referrals by the stage they wait in (routed, received, accepted).",
-                                  labels=["department", "stage"])
-        oldest = GaugeMetricFamily("cluebus_referral_oldest_unacknowledged_seconds",
-                                   "How long the longest-waiting open referral has waited in its stage.",
-                                   labels=["department", "stage"])
+        count = GaugeMetricFamily(
+            "cluebus_referrals_outstanding",
+            "Open referrals by the stage they wait in (routed, received, accepted).",
+            labels=["department", "stage"],
+        )
+        oldest = GaugeMetricFamily(
+            "cluebus_referral_oldest_unacknowledged_seconds",
+            "How long the longest-waiting open referral has waited in its stage.",
+            labels=["department", "stage"],
+        )
         index = self._outstanding()
         if index is not None:
             now = self._clock()

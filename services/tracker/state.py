@@ -121,29 +121,58 @@ class ReportTrack:
     # Compact serialisation: the table holds bytes, ~150 bytes per referral.
     def to_bytes(self) -> bytes:
         refs = {
-            d: [r.referral_id, r.role, r.priority, r.due, int(r.case_owner_required), r.stage, r.stage_at,
-                r.escalated, r.decline_reason, r.outcome]
+            d: [
+                r.referral_id,
+                r.role,
+                r.priority,
+                r.due,
+                int(r.case_owner_required),
+                r.stage,
+                r.stage_at,
+                r.escalated,
+                r.decline_reason,
+                r.outcome,
+            ]
             for d, r in self.refs.items()
         }
-        body = [STATE_VERSION, self.report_id, self.source, self.source_system, self.category,
-                self.routed_at, self.partition, self.seq, refs, self.pending, self.closed_at]
+        body = [
+            STATE_VERSION,
+            self.report_id,
+            self.source,
+            self.source_system,
+            self.category,
+            self.routed_at,
+            self.partition,
+            self.seq,
+            refs,
+            self.pending,
+            self.closed_at,
+        ]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ReportTrack:
-        (version, report_id, source, system, category, routed_at, partition, seq, refs, pending,
-         closed_at) = json.loads(raw)
+        (version, report_id, source, system, category, routed_at, partition, seq, refs, pending, closed_at) = (
+            json.loads(raw)
+        )
         if version != STATE_VERSION:
             raise ValueError(f"tracker state version {version} is not {STATE_VERSION}")
         return cls(
-            report_id=report_id, source=_intern(source), source_system=system, category=_intern(category),
-            routed_at=routed_at, partition=partition, seq=seq,
+            report_id=report_id,
+            source=_intern(source),
+            source_system=system,
+            category=_intern(category),
+            routed_at=routed_at,
+            partition=partition,
+            seq=seq,
             refs={
-                _intern(d): RefTrack(r[0], _intern(r[1]), _intern(r[2]), r[3], bool(r[4]), _intern(r[5]), r[6],
-                                     r[7], r[8], r[9])
+                _intern(d): RefTrack(
+                    r[0], _intern(r[1]), _intern(r[2]), r[3], bool(r[4]), _intern(r[5]), r[6], r[7], r[8], r[9]
+                )
                 for d, r in refs.items()
             },
-            pending=pending, closed_at=closed_at,
+            pending=pending,
+            closed_at=closed_at,
         )
 
 
@@ -206,8 +235,7 @@ class Tracker:
         return self._rules() if callable(self._rules) else self._rules
 
     # --- inputs ---------------------------------------------------------------------------
-    def on_decision(self, track: ReportTrack | None, decision: RoutingDecision, partition: int,
-                    now: float) -> Outcome:
+    def on_decision(self, track: ReportTrack | None, decision: RoutingDecision, partition: int, now: float) -> Outcome:
         if track is not None and track.routed:
             return Outcome(track, next_check=self.next_check(track))  # decision seen already
         track = track or ReportTrack(report_id=decision.report_id)
@@ -215,30 +243,40 @@ class Tracker:
         track.category, track.routed_at, track.partition = decision.category.value, ts(decision.decided_at), partition
         for r in decision.recipients:
             track.refs[_intern(r.department)] = RefTrack(
-                referral_id=r.referral_id, role=_intern(r.role.value), priority=_intern(r.priority.value),
+                referral_id=r.referral_id,
+                role=_intern(r.role.value),
+                priority=_intern(r.priority.value),
                 due=[ts(r.due.received), ts(r.due.decided), ts(r.due.completed)],
-                case_owner_required=r.case_owner_required, stage="routed", stage_at=track.routed_at,
+                case_owner_required=r.case_owner_required,
+                stage="routed",
+                stage_at=track.routed_at,
             )
         out = Outcome(track, changed=True)
         parked, track.pending = track.pending, []
         for raw, topic, part, offset, _arrived in parked:
-            self._apply_ack(track, Ack.model_validate_json(raw), now, out,
-                            origin=(topic, part, offset, raw.encode()))
+            self._apply_ack(track, Ack.model_validate_json(raw), now, out, origin=(topic, part, offset, raw.encode()))
         self._escalate(track, now, out)
         if parked or out.escalations:
             self._finish(track, now, out)  # the router sent the first status; only changes follow
         out.next_check = self.next_check(track)
         return out
 
-    def on_ack(self, track: ReportTrack | None, ack: Ack, now: float,
-               origin: tuple[str, int, int, bytes] | None = None) -> Outcome:
+    def on_ack(
+        self, track: ReportTrack | None, ack: Ack, now: float, origin: tuple[str, int, int, bytes] | None = None
+    ) -> Outcome:
         if track is None or not track.routed:
             # The routing decision may still be on its way (another partition's fetch):
             # wait for it a while before calling the referral unknown.
             track = track or ReportTrack(report_id=ack.report_id)
             if len(track.pending) >= self.policy.max_pending_acks:
-                return Outcome(track, rejections=[Rejection("unknown_referral", "too many acknowledgements for "
-                                                            "a report the tracker does not know")])
+                return Outcome(
+                    track,
+                    rejections=[
+                        Rejection(
+                            "unknown_referral", "too many acknowledgements for a report the tracker does not know"
+                        )
+                    ],
+                )
             topic, part, offset, raw = origin or ("", -1, -1, ack.model_dump_json().encode())
             track.pending.append([raw.decode(), topic, part, offset, now])
             return Outcome(track, changed=True, next_check=self.next_check(track))
@@ -258,9 +296,16 @@ class Tracker:
                 return Outcome(track, next_check=self.next_check(track))
             out = Outcome(None, delete=True)
             for raw, topic, part, offset, _ in track.pending:
-                out.rejections.append(Rejection(
-                    "unknown_referral", "no routing decision for this report arrived within "
-                    f"{self.policy.unknown_ack_grace_s:.0f}s", topic, part, offset, raw.encode()))
+                out.rejections.append(
+                    Rejection(
+                        "unknown_referral",
+                        f"no routing decision for this report arrived within {self.policy.unknown_ack_grace_s:.0f}s",
+                        topic,
+                        part,
+                        offset,
+                        raw.encode(),
+                    )
+                )
             return out
         if track.closed_at is not None and now - track.closed_at >= self.policy.closed_retention_s:
             return Outcome(None, delete=True)
@@ -272,8 +317,9 @@ class Tracker:
         return out
 
     # --- acknowledgements ------------------------------------------------------------------
-    def _apply_ack(self, track: ReportTrack, ack: Ack, now: float, out: Outcome,
-                   origin: tuple[str, int, int, bytes] | None) -> None:
+    def _apply_ack(
+        self, track: ReportTrack, ack: Ack, now: float, out: Outcome, origin: tuple[str, int, int, bytes] | None
+    ) -> None:
         def reject(reason: str, message: str) -> None:
             topic, part, offset, raw = origin or (None, None, None, None)
             out.rejections.append(Rejection(reason, message, topic, part, offset, raw))
@@ -298,22 +344,37 @@ class Tracker:
             ref.decline_reason = ack.reason_code.value if ack.reason_code else None
             out.observations.append(Observation("decline", ack.department, reason=ref.decline_reason or ""))
             if ref.role == "lead":
-                target = self.rules.lead_decline_target(ack.department) if ack.department in self.rules.departments \
+                target = (
+                    self.rules.lead_decline_target(ack.department)
+                    if ack.department in self.rules.departments
                     else "joint_meeting"
-                out.escalations.append(Escalation(
-                    escalation_id=escalation_id_for(ref.referral_id, DueStage.decided, 1, 0,
-                                                    EscalationReason.declined_by_lead),
-                    referral_id=ref.referral_id, report_id=track.report_id, department=ack.department,
-                    stage_overdue=DueStage.decided, level=1, repeat=0, target=target,
-                    reason=EscalationReason.declined_by_lead, priority=ref.priority,
-                    due_at=dt(ref.due[DUE_INDEX["decided"]]), escalated_at=dt(now),
-                ))
-                out.observations.append(Observation("escalation", ack.department, level=1,
-                                                    reason=EscalationReason.declined_by_lead.value))
+                )
+                out.escalations.append(
+                    Escalation(
+                        escalation_id=escalation_id_for(
+                            ref.referral_id, DueStage.decided, 1, 0, EscalationReason.declined_by_lead
+                        ),
+                        referral_id=ref.referral_id,
+                        report_id=track.report_id,
+                        department=ack.department,
+                        stage_overdue=DueStage.decided,
+                        level=1,
+                        repeat=0,
+                        target=target,
+                        reason=EscalationReason.declined_by_lead,
+                        priority=ref.priority,
+                        due_at=dt(ref.due[DUE_INDEX["decided"]]),
+                        escalated_at=dt(now),
+                    )
+                )
+                out.observations.append(
+                    Observation("escalation", ack.department, level=1, reason=EscalationReason.declined_by_lead.value)
+                )
         if new == "completed":
             ref.outcome = ack.outcome_code.value if ack.outcome_code else None
-        out.observations.append(Observation("ack", ack.department, new, ref.priority,
-                                            seconds=max(0.0, at - track.routed_at)))
+        out.observations.append(
+            Observation("ack", ack.department, new, ref.priority, seconds=max(0.0, at - track.routed_at))
+        )
         out.changed = True
 
     # --- clocks ------------------------------------------------------------------------------
@@ -345,15 +406,25 @@ class Tracker:
                 out.observations.append(Observation("overdue", department, clock))
             ref.escalated[clock] = [level, repeat]
             for lvl, rep in fired:
-                out.escalations.append(Escalation(
-                    escalation_id=escalation_id_for(ref.referral_id, clock, lvl, rep),
-                    referral_id=ref.referral_id, report_id=track.report_id, department=department,
-                    stage_overdue=DueStage(clock), level=lvl, repeat=rep,
-                    target=rules.escalation_target(department, lvl), reason=EscalationReason.overdue,
-                    priority=ref.priority, due_at=dt(due), escalated_at=dt(now),
-                ))
-                out.observations.append(Observation("escalation", department, clock, level=lvl,
-                                                    reason=EscalationReason.overdue.value))
+                out.escalations.append(
+                    Escalation(
+                        escalation_id=escalation_id_for(ref.referral_id, clock, lvl, rep),
+                        referral_id=ref.referral_id,
+                        report_id=track.report_id,
+                        department=department,
+                        stage_overdue=DueStage(clock),
+                        level=lvl,
+                        repeat=rep,
+                        target=rules.escalation_target(department, lvl),
+                        reason=EscalationReason.overdue,
+                        priority=ref.priority,
+                        due_at=dt(due),
+                        escalated_at=dt(now),
+                    )
+                )
+                out.observations.append(
+                    Observation("escalation", department, clock, level=lvl, reason=EscalationReason.overdue.value)
+                )
             out.changed = True
 
     def next_check(self, track: ReportTrack) -> float | None:
@@ -391,12 +462,19 @@ class Tracker:
 
     def status(self, track: ReportTrack, now: float) -> ReportStatus:
         return ReportStatus(
-            report_id=track.report_id, source=track.source, source_system=track.source_system,
-            seq=track.seq, updated_at=dt(now),
+            report_id=track.report_id,
+            source=track.source,
+            source_system=track.source_system,
+            seq=track.seq,
+            updated_at=dt(now),
             departments=tuple(
                 DepartmentStatus(
-                    department=department, role=ref.role, referral_id=ref.referral_id, stage=Stage(ref.stage),
-                    stage_at=dt(ref.stage_at), overdue=ref.open and (ref.due_at() or now + 1) <= now,
+                    department=department,
+                    role=ref.role,
+                    referral_id=ref.referral_id,
+                    stage=Stage(ref.stage),
+                    stage_at=dt(ref.stage_at),
+                    overdue=ref.open and (ref.due_at() or now + 1) <= now,
                     escalation_level=ref.escalation_level(),
                     decline_reason_code=ref.decline_reason if ref.stage == "declined" else None,
                     outcome_code=ref.outcome if ref.stage == "completed" else None,

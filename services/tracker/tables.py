@@ -11,5 +11,11 @@ def tracking(app: Any) -> Any:
     Written only after the event's outputs are acknowledged, and placed by key
     (``use_partitioner``), the same murmur2 partitioning as the input topics.
     """
-    return app.Table("tracking", default=None, key_type=bytes, value_type=bytes, use_partitioner=True,
-                     help="Acknowledgement state per report.")
+    return app.Table(
+        "tracking",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        use_partitioner=True,
+        help="Acknowledgement state per report.",
+    )

@@ -68,8 +68,9 @@ class Service:
     def start(self) -> Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen([CLUEBUS, *self.args], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [CLUEBUS, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
 
     def lines(self) -> list[dict[str, Any]]:
@@ -138,8 +139,9 @@ def collect(
     timeout: float = 60.0,
 ) -> list[Any]:
     """Read the topics from the beginning until ``done(messages)`` or the timeout."""
-    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     messages: list[Any] = []
     deadline = time.monotonic() + timeout
     try:

@@ -81,8 +81,11 @@ def test_typed_report_round_trips_through_kafka(kafka_settings, topic_settings):
     try:
         for data in load_examples("v1", "reports").values():
             report = parse_report(json.dumps(data))
-            producer.send(names.report(report.source.value), key=report.report_id.encode(),
-                          value=report.model_dump_json().encode()).get(timeout=10)
+            producer.send(
+                names.report(report.source.value),
+                key=report.report_id.encode(),
+                value=report.model_dump_json().encode(),
+            ).get(timeout=10)
             sent[report.report_id] = report
     finally:
         producer.close()

@@ -19,8 +19,16 @@ CLUEBUS_SERVICES = {name: s for name, s in SERVICES.items() if s.get("image") ==
 
 
 def test_every_cluebus_service_runs_a_real_command():
-    assert set(CLUEBUS_SERVICES) >= {"topics", "router", "tracker", "adapter-hospital", "adapter-school",
-                                     "adapter-labour", "adapter-marriage", "adapter-venue"}
+    assert set(CLUEBUS_SERVICES) >= {
+        "topics",
+        "router",
+        "tracker",
+        "adapter-hospital",
+        "adapter-school",
+        "adapter-labour",
+        "adapter-marriage",
+        "adapter-venue",
+    }
     runner = CliRunner()
     for name, service in CLUEBUS_SERVICES.items():
         result = runner.invoke(main, [*service["command"], "--help"])
@@ -56,8 +64,9 @@ def test_compose_prometheus_config_is_valid_with_the_shipped_alerts(tmp_path: Pa
     mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["prometheus"]["volumes"]}
     for target, source in mounts.items():
         shutil.copy(REPO / "deploy" / source, tmp_path / Path(target).name)
-    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 

@@ -18,8 +18,13 @@ PROM = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "cluebus-overview.json"
 DATASOURCE_UID = "cluebus-prometheus"
 ALERTS = {
-    "CluebusAcknowledgementOverdue", "CluebusDeadLettersGrowing", "CluebusRulesReloadFailed",
-    "CluebusConsumerLagHigh", "CluebusOutboxBacklog", "CluebusAdapterKafkaDown", "CluebusTargetDown",
+    "CluebusAcknowledgementOverdue",
+    "CluebusDeadLettersGrowing",
+    "CluebusRulesReloadFailed",
+    "CluebusConsumerLagHigh",
+    "CluebusOutboxBacklog",
+    "CluebusAdapterKafkaDown",
+    "CluebusTargetDown",
     "CluebusConsumerGuardBusy",
 }
 METRIC = re.compile(r"cluebus_[a-z_]+")
@@ -29,8 +34,9 @@ SUFFIXES = ("_bucket", "_sum", "_count")
 def promtool(*args: str) -> None:
     binary = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
     if binary is None:
-        pytest.fail("promtool is not installed: run scripts/setup.sh (installs the Debian prometheus package)",
-                    pytrace=False)
+        pytest.fail(
+            "promtool is not installed: run scripts/setup.sh (installs the Debian prometheus package)", pytrace=False
+        )
     result = subprocess.run([binary, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"promtool {' '.join(args)} exited {result.returncode}:\n{output}"

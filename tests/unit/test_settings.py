@@ -6,8 +6,9 @@ from services.common.settings import KafkaSettings, TopicSettings
 
 def test_environment_overrides_file_and_file_overrides_defaults(tmp_path, monkeypatch):
     conf = tmp_path / "cluebus.toml"
-    conf.write_text('[kafka]\nbootstrap = "k1:9093,k2:9093"\nclient_id = "from-file"\n'
-                    '[topics]\nprefix = "prod"\npartitions = 12\n')
+    conf.write_text(
+        '[kafka]\nbootstrap = "k1:9093,k2:9093"\nclient_id = "from-file"\n[topics]\nprefix = "prod"\npartitions = 12\n'
+    )
     monkeypatch.setenv("CLUEBUS_CONFIG", str(conf))
     monkeypatch.setenv("CLUEBUS_KAFKA_CLIENT_ID", "from-env")
     kafka = cfg.load(KafkaSettings)

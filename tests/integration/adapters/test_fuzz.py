@@ -76,16 +76,10 @@ class Driver:
     def __init__(self, app) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://adapter"
-        )
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://adapter")
 
-    def request(
-        self, method: str, path: str, headers: dict[str, bytes], content: bytes | None
-    ) -> httpx.Response:
-        return self.loop.run_until_complete(
-            self.client.request(method, path, headers=headers, content=content)
-        )
+    def request(self, method: str, path: str, headers: dict[str, bytes], content: bytes | None) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, path, headers=headers, content=content))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
@@ -150,9 +144,7 @@ def _paths(value, prefix=()):
 
 
 EXAMPLES = {source: [json.dumps(x) for x in submissions(source)] for source in Source}
-PATHS = {
-    source: [[p for p in _paths(json.loads(x)) if p] for x in EXAMPLES[source]] for source in Source
-}
+PATHS = {source: [[p for p in _paths(json.loads(x)) if p] for x in EXAMPLES[source]] for source in Source}
 
 
 @st.composite
@@ -176,28 +168,20 @@ def mutated(draw, source: Source) -> dict:
         elif op == 1:
             parent[last] = draw(json_values)
         elif isinstance(parent, dict):
-            key = (
-                DNA_KEYS[draw(st.integers(0, len(DNA_KEYS) - 1))]
-                if op == 2
-                else draw(st.text(max_size=10))
-            )
+            key = DNA_KEYS[draw(st.integers(0, len(DNA_KEYS) - 1))] if op == 2 else draw(st.text(max_size=10))
             parent[key] = draw(json_values)
     return data
 
 
 @st.composite
 def bodies(draw, source: Source, kind: str) -> bytes:
-    choice = draw(
-        st.sampled_from(["valid", "mutated", "mutated", "json", "bytes", "truncated", "big"])
-    )
+    choice = draw(st.sampled_from(["valid", "mutated", "mutated", "json", "bytes", "truncated", "big"]))
     if kind == "batch":
         if draw(st.booleans()):  # JSON lines
             rows = draw(st.lists(mutated(source) | json_values, min_size=0, max_size=4))
             lines = [json.dumps(r) for r in rows] + draw(st.lists(st.text(max_size=20), max_size=2))
             return "\n".join(draw(st.permutations(lines))).encode()
-        header = draw(
-            st.lists(st.sampled_from(CSV_COLUMNS) | st.text(max_size=8), min_size=1, max_size=8)
-        )
+        header = draw(st.lists(st.sampled_from(CSV_COLUMNS) | st.text(max_size=8), min_size=1, max_size=8))
         cells = st.text(max_size=20) | st.sampled_from(['"[]"', '"{}"', "victim", "9", '"', "a|b"])
         lines = [",".join(header)] + [
             ",".join(draw(st.lists(cells, max_size=9))) for _ in range(draw(st.integers(0, 4)))
@@ -229,33 +213,23 @@ def header_values(good: str) -> st.SearchStrategy[bytes | None]:
 
 
 @st.composite
-def requests(
-    draw, source: Source
-) -> tuple[str, str, dict[str, bytes | None], dict[str, bytes], bytes]:
+def requests(draw, source: Source) -> tuple[str, str, dict[str, bytes | None], dict[str, bytes], bytes]:
     """(method, path, drawn headers, good headers, body): the body goes out with both sets."""
     kind = draw(st.sampled_from(["single"] * 6 + ["batch"] * 2 + ["get", "other"]))
     other = draw(st.sampled_from([s for s in Source if s != source]))
     good_auth = f"Bearer {token_for(source, draw(st.sampled_from([1, 2])))}"
-    auth = draw(
-        st.sampled_from(
-            [good_auth] * 3 + [f"Bearer {token_for(other)}", "Bearer nope", "Basic x", ""]
-        )
-    )
+    auth = draw(st.sampled_from([good_auth] * 3 + [f"Bearer {token_for(other)}", "Bearer nope", "Basic x", ""]))
     headers: dict[str, bytes | None] = {"Authorization": draw(header_values(auth))}
     good = {"Authorization": good_auth.encode()}
     if kind == "single":
         headers["Content-Type"] = draw(header_values(draw(st.sampled_from(CONTENT_TYPES))))
-        headers["Idempotency-Key"] = draw(
-            st.none() | header_values(f"k-{draw(st.integers(0, 50))}")
-        )
+        headers["Idempotency-Key"] = draw(st.none() | header_values(f"k-{draw(st.integers(0, 50))}"))
         good["Content-Type"] = b"application/json"
         return "POST", "/v1/reports", headers, good, draw(bodies(source, "single"))
     if kind == "batch":
         headers["Content-Type"] = draw(header_values(draw(st.sampled_from(CONTENT_TYPES))))
         body = draw(bodies(source, "batch"))
-        good["Content-Type"] = (
-            b"text/csv" if body[:1] not in (b"{", b"[", b'"') else b"application/x-ndjson"
-        )
+        good["Content-Type"] = b"text/csv" if body[:1] not in (b"{", b"[", b'"') else b"application/x-ndjson"
         return "POST", "/v1/reports/batch", headers, good, body
     if kind == "get":
         rid = draw(
@@ -336,9 +310,7 @@ def test_fuzz_never_5xx_and_every_refusal_names_its_reason(apps, source):
             (path, {**drawn, "Authorization": good["Authorization"]}),
         ]
         if path == "/v1/reports":
-            variants.append(
-                ("/v1/reports/batch", {**good, "Content-Type": b"application/x-ndjson"})
-            )
+            variants.append(("/v1/reports/batch", {**good, "Content-Type": b"application/x-ndjson"}))
         elif path == "/v1/reports/batch":
             variants.append(("/v1/reports", {**good, "Content-Type": b"application/json"}))
         else:

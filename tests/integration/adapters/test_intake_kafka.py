@@ -34,9 +34,7 @@ def live(
             relay_backoff_max_s=1,
             **overrides,
         )
-        app = create_app(
-            source, settings, kafka_settings=kafka_settings, topic_settings=topic_settings
-        )
+        app = create_app(source, settings, kafka_settings=kafka_settings, topic_settings=topic_settings)
         client = TestClient(app)
         client.__enter__()
         opened.append(client)
@@ -82,13 +80,10 @@ def test_post_becomes_a_typed_event_on_the_sector_topic(live, kafka_bootstrap, t
         assert {k: v for k, v in event.items() if k not in ENVELOPE} == expected
     # published: the receipt says so, metrics saw the latency, readiness is green
     rid = next(iter(sent))
-    wait_until(
-        lambda: client.get(f"/v1/reports/{rid}", headers=auth(source)).json()["published"], 10
-    )
+    wait_until(lambda: client.get(f"/v1/reports/{rid}", headers=auth(source)).json()["published"], 10)
     assert client.get("/readyz").status_code == 200
     assert (
-        f'cluebus_adapter_publish_latency_seconds_count{{source="{source.value}"}} 2.0'
-        in client.get("/metrics").text
+        f'cluebus_adapter_publish_latency_seconds_count{{source="{source.value}"}} 2.0' in client.get("/metrics").text
     )
 
 
@@ -97,12 +92,8 @@ def test_same_source_ref_twice_is_one_event(live, kafka_bootstrap, topics):
     body = submission(Source.labour, "twice-1")
     first = post(client, body, Source.labour).json()
     second = post(client, body, Source.labour).json()
-    keyed = post(
-        client, submission(Source.labour, "twice-2"), Source.labour, **{"Idempotency-Key": "k1"}
-    ).json()
-    keyed2 = post(
-        client, submission(Source.labour, "twice-3"), Source.labour, **{"Idempotency-Key": "k1"}
-    ).json()
+    keyed = post(client, submission(Source.labour, "twice-2"), Source.labour, **{"Idempotency-Key": "k1"}).json()
+    keyed2 = post(client, submission(Source.labour, "twice-3"), Source.labour, **{"Idempotency-Key": "k1"}).json()
     assert second == {**first, "duplicate": True}
     assert keyed2 == {**keyed, "duplicate": True}
     reports = read_reports(
@@ -126,10 +117,7 @@ def test_batch_rows_become_events(live, kafka_bootstrap, topics):
 
 def _status(report_id: str, source: Source, system: str, seq: int) -> bytes:
     data = load_examples("v1", "events")["report-status"]
-    departments = [
-        {**d, "referral_id": referral_id_for(report_id, d["department"])}
-        for d in data["departments"]
-    ]
+    departments = [{**d, "referral_id": referral_id_for(report_id, d["department"])} for d in data["departments"]]
     status = ReportStatus.model_validate(
         {
             **data,
@@ -172,10 +160,7 @@ def test_status_per_department_from_the_status_topic_and_resume(live, kafka_sett
     body = wait_until(shown, 20)
     assert body["published"] is True
     assert {d["department"] for d in body["status"]["departments"]} >= {"police", "education"}
-    assert all(
-        d["referral_id"] == referral_id_for(rid, d["department"])
-        for d in body["status"]["departments"]
-    )
+    assert all(d["referral_id"] == referral_id_for(rid, d["department"]) for d in body["status"]["departments"])
     rt = client.app.state.adapter
     assert rt.outbox.counts()["statuses"] == 1
     client.__exit__(None, None, None)

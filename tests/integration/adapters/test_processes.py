@@ -20,16 +20,12 @@ from .conftest import read_reports
 
 
 def post(url: str, source: Source, ref: str) -> dict:
-    r = httpx.post(
-        f"{url}/v1/reports", json=submission(source, ref), headers=auth(source), timeout=30
-    )
+    r = httpx.post(f"{url}/v1/reports", json=submission(source, ref), headers=auth(source), timeout=30)
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def test_reports_accepted_without_kafka_survive_sigkill(
-    start_adapter, adapter_env, kafka_bootstrap, topics
-):
+def test_reports_accepted_without_kafka_survive_sigkill(start_adapter, adapter_env, kafka_bootstrap, topics):
     """202s while Kafka is unreachable, then SIGKILL: the restarted adapter publishes every one."""
     port = free_port()
     unreachable = {
@@ -78,9 +74,7 @@ def test_broker_outage_keeps_accepting_and_drains_exactly_once(
 
         broker.down()
         during = [post(url, Source.school, f"during-{i}") for i in range(20)]  # still 202
-        state = wait_until(
-            lambda: (s := httpx.get(f"{url}/readyz")).status_code == 503 and s.json(), 20
-        )
+        state = wait_until(lambda: (s := httpx.get(f"{url}/readyz")).status_code == 503 and s.json(), 20)
         assert state["checks"]["kafka"] is False and state["backlog"] == 20
         metrics = httpx.get(f"{url}/metrics").text
         assert 'cluebus_adapter_outbox_backlog{source="school"} 20.0' in metrics
@@ -89,9 +83,7 @@ def test_broker_outage_keeps_accepting_and_drains_exactly_once(
         broker.up()
         after = [post(url, Source.school, f"after-{i}") for i in range(5)]
         expected = [r["report_id"] for r in before + during + after]
-        reports = read_reports(
-            broker.bootstrap, topic_settings.names.report("school"), set(expected), settle=1.0
-        )
+        reports = read_reports(broker.bootstrap, topic_settings.names.report("school"), set(expected), settle=1.0)
         counts = Counter(r.report_id for r in reports)
         assert counts == Counter(expected), "every accepted report exactly once"
         # drained in order: within each partition, offsets follow the order of acceptance
@@ -110,9 +102,7 @@ def test_broker_outage_keeps_accepting_and_drains_exactly_once(
         broker.down()
 
 
-def test_sample_client_sends_and_reads_the_receipt(
-    start_adapter, adapter_env, kafka_bootstrap, topics, tmp_path
-):
+def test_sample_client_sends_and_reads_the_receipt(start_adapter, adapter_env, kafka_bootstrap, topics, tmp_path):
     _, url = start_adapter(Source.labour, adapter_env)
     env = {**adapter_env, "CLUEBUS_SEND_TOKEN": token_for(Source.labour)}
     out = subprocess.run(
@@ -127,9 +117,7 @@ def test_sample_client_sends_and_reads_the_receipt(
 
     receipt = json.loads(out.stdout)
     assert receipt["duplicate"] is False
-    example = (
-        Path(__file__).resolve().parents[3] / "deploy" / "adapters" / "examples" / "labour.json"
-    )
+    example = Path(__file__).resolve().parents[3] / "deploy" / "adapters" / "examples" / "labour.json"
     first = subprocess.run(
         [CLUEBUS, "send", "labour", str(example), "--url", url],
         env=env,

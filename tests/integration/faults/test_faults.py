@@ -40,15 +40,21 @@ def expected_referrals(rules, reports) -> set[str]:  # type: ignore[no-untyped-d
 
 
 def read_referrals(bootstrap: str, topics: list[str], expected: set[str], timeout: float) -> list[str]:
-    messages = collect(bootstrap, topics, done=lambda ms: {
-        Referral.model_validate_json(m.value).referral_id for m in ms} >= expected, timeout=timeout)
+    messages = collect(
+        bootstrap,
+        topics,
+        done=lambda ms: {Referral.model_validate_json(m.value).referral_id for m in ms} >= expected,
+        timeout=timeout,
+    )
     return [Referral.model_validate_json(m.value).referral_id for m in messages]
 
 
 def report_counts(what: str, sent: int, accepted: int, expected: set[str], ids: list[str]) -> None:
     unique = set(ids)
-    print(f"{what}: sent={sent} accepted={accepted} referrals_expected={len(expected)} routed={len(unique & expected)} "
-          f"duplicates={len(ids) - len(unique)} lost={len(expected - unique)} unexpected={len(unique - expected)}")
+    print(
+        f"{what}: sent={sent} accepted={accepted} referrals_expected={len(expected)} routed={len(unique & expected)} "
+        f"duplicates={len(ids) - len(unique)} lost={len(expected - unique)} unexpected={len(unique - expected)}"
+    )
 
 
 @pytest.mark.slow
@@ -68,10 +74,11 @@ def test_router_killed_20_times_under_steady_load_loses_nothing(
             for i in range(0, len(reports), 2):
                 if stop.is_set():
                     break
-                batch = reports[i:i + 2]
+                batch = reports[i : i + 2]
                 for r in batch:
-                    producer.send(bus.report(r.source.value), key=r.report_id.encode(),
-                                  value=r.model_dump_json().encode())
+                    producer.send(
+                        bus.report(r.source.value), key=r.report_id.encode(), value=r.model_dump_json().encode()
+                    )
                 producer.flush(30)
                 sent.extend(batch)
                 time.sleep(0.2)
@@ -133,8 +140,9 @@ class Intake:
         with self.lock:
             self.sent += 1
         try:
-            answer = httpx.post(f"{self.url}/v1/reports", json=body(ref), timeout=10,
-                                headers={"Authorization": f"Bearer {self.token}"})
+            answer = httpx.post(
+                f"{self.url}/v1/reports", json=body(ref), timeout=10, headers={"Authorization": f"Bearer {self.token}"}
+            )
         except httpx.HTTPError:
             return  # no answer: not accepted, the sender retries later (as a real system would)
         if answer.status_code == 202:
@@ -153,8 +161,17 @@ def _route_all(kafka: str, bus, rules_file: Path, intake: Intake, what: str) -> 
 
     rules = load_rules(rules_file)
     now = datetime.now(UTC)
-    sample = parse_report(json.dumps({**body("x"), "source": "hospital", "source_system": "demo-hospital-sys",
-                                      "report_id": uuid7(), "received_at": now.isoformat()}))
+    sample = parse_report(
+        json.dumps(
+            {
+                **body("x"),
+                "source": "hospital",
+                "source_system": "demo-hospital-sys",
+                "report_id": uuid7(),
+                "received_at": now.isoformat(),
+            }
+        )
+    )
     departments = {p.department for p in rules.plan(sample, now).referrals}
     expected = {referral_id_for(rid, d) for rid in intake.accepted.values() for d in departments}
     ids = read_referrals(kafka, [bus.referral(d) for d in departments], expected, timeout=120)
@@ -163,8 +180,12 @@ def _route_all(kafka: str, bus, rules_file: Path, intake: Intake, what: str) -> 
 
 
 def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
-    return {**service_env, "CLUEBUS_ADAPTER_PORT": str(port), "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
-            "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml")}
+    return {
+        **service_env,
+        "CLUEBUS_ADAPTER_PORT": str(port),
+        "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
+        "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+    }
 
 
 def test_adapter_killed_during_intake_loses_no_accepted_report(

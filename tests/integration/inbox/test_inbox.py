@@ -11,8 +11,9 @@ from ..support import CLUEBUS, collect, free_port, many_reports, metric_value, p
 
 
 def send_reports(bootstrap, bus, reports):
-    produce(bootstrap, [(bus.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode())
-                        for r in reports])
+    produce(
+        bootstrap, [(bus.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
+    )
 
 
 def acks_on_topic(bootstrap, bus, count, timeout=30.0):
@@ -20,9 +21,7 @@ def acks_on_topic(bootstrap, bus, count, timeout=30.0):
     return [Ack.model_validate_json(m.value) for m in messages]
 
 
-def test_police_officer_lists_accepts_with_case_owner_and_completes(
-    kafka_bootstrap, bus, services, service_env
-):
+def test_police_officer_lists_accepts_with_case_owner_and_completes(kafka_bootstrap, bus, services, service_env):
     services("router", ["router", "--metrics-port", "0"], service_env)
     tracker_port = free_port()
     services("tracker", ["tracker", "--metrics-port", str(tracker_port)], service_env)
@@ -33,8 +32,9 @@ def test_police_officer_lists_accepts_with_case_owner_and_completes(
     env = {**service_env, "CLUEBUS_INBOX_USER": "officer.0042"}
 
     def inbox(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([CLUEBUS, "inbox", "police", *args], env=env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [CLUEBUS, "inbox", "police", *args], env=env, capture_output=True, text=True, timeout=120
+        )
         if ok:
             assert result.returncode == 0, result.stdout + result.stderr
         return result
@@ -45,23 +45,25 @@ def test_police_officer_lists_accepts_with_case_owner_and_completes(
     assert "(case owner required)" in line
 
     # Receipt was acknowledged automatically by the sync behind `list`.
-    assert wait_until(lambda: metric_value(tracker_port, "cluebus_acks_total",
-                                           {"department": "police", "stage": "received"}) == 1, 30)
+    assert wait_until(
+        lambda: metric_value(tracker_port, "cluebus_acks_total", {"department": "police", "stage": "received"}) == 1, 30
+    )
 
     refused = inbox("accept", referral_id[:8], ok=False)  # the first characters are enough to name it
     assert refused.returncode == 1 and "must name a case owner" in refused.stderr
 
     accepted = inbox("accept", referral_id[:8], "--case-owner", "inspector.0007")
     assert f"accepted {referral_id}" in accepted.stdout
-    assert inbox("complete", referral_id, "--outcome-code", "no_such_code", "--outcome", "x",
-                 ok=False).returncode == 1
+    assert inbox("complete", referral_id, "--outcome-code", "no_such_code", "--outcome", "x", ok=False).returncode == 1
     completed = inbox("complete", referral_id, "--outcome-code", "case_opened", "--outcome", "Case opened.")
     assert f"completed {referral_id}" in completed.stdout
     assert referral_id not in inbox("list").stdout  # closed referrals leave the open list
     assert referral_id in inbox("list", "--all").stdout
 
-    assert wait_until(lambda: metric_value(tracker_port, "cluebus_acks_total",
-                                           {"department": "police", "stage": "completed"}) == 1, 30)
+    assert wait_until(
+        lambda: metric_value(tracker_port, "cluebus_acks_total", {"department": "police", "stage": "completed"}) == 1,
+        30,
+    )
     acks = [a for a in acks_on_topic(kafka_bootstrap, bus, 3) if a.referral_id == referral_id]
     assert [a.stage.value for a in acks] == ["received", "accepted", "completed"]
     assert {a.by for a in acks} == {"officer.0042"}
@@ -81,13 +83,16 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
     referrals = [r for rep in reports for r in route_report(rules, rep, datetime.now(UTC)).referrals]
     police = [r for r in referrals if r.department == "police"]
     assert police, "the examples route to the police"
-    produce(kafka_settings.bootstrap, [(bus.referral("police"), r.report_id.encode(), r.model_dump_json().encode())
-                                      for r in police])
+    produce(
+        kafka_settings.bootstrap,
+        [(bus.referral("police"), r.report_id.encode(), r.model_dump_json().encode()) for r in police],
+    )
     produce(kafka_settings.bootstrap, [(bus.referral("police"), b"junk", b"{not a referral")])
 
     store = tmp_path / "police.sqlite3"
-    first = DepartmentInbox(kafka_settings, topic_settings, "police", store=store, user="officer.1",
-                            rules_file=rules_file)
+    first = DepartmentInbox(
+        kafka_settings, topic_settings, "police", store=store, user="officer.1", rules_file=rules_file
+    )
     result = first.sync(timeout_s=20)
     assert (result.new, result.unreadable, result.caught_up) == (len(police), 1, True)
     assert result.acks_sent == len(police)
@@ -102,8 +107,11 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
     # A fresh store under the same group would miss the referrals: the offsets are the group's.
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.bootstrap, group_id=inbox_group(topic_settings, "police"),
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_settings.bootstrap,
+        group_id=inbox_group(topic_settings, "police"),
+        enable_auto_commit=False,
+    )
     parts = [TopicPartition(bus.referral("police"), p) for p in range(3)]
     committed = sum(consumer.committed(tp) or 0 for tp in parts)
     consumer.close()
@@ -114,13 +122,15 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
     assert {a.stage.value for a in acks} == {"received"}
 
 
-def test_an_unknown_department_or_missing_topic_is_a_clear_error(kafka_settings, topic_settings, bus, tmp_path,
-                                                                 rules_file):
+def test_an_unknown_department_or_missing_topic_is_a_clear_error(
+    kafka_settings, topic_settings, bus, tmp_path, rules_file
+):
     import pytest
 
     with pytest.raises(InboxError, match="unknown department 'polize'"):
-        DepartmentInbox(kafka_settings, topic_settings, "polize", store=tmp_path / "x.sqlite3", user="a.b",
-                        rules_file=rules_file)
+        DepartmentInbox(
+            kafka_settings, topic_settings, "polize", store=tmp_path / "x.sqlite3", user="a.b", rules_file=rules_file
+        )
     inbox = DepartmentInbox(kafka_settings, topic_settings, "nobody_here", store=tmp_path / "y.sqlite3", user="a.b")
     with pytest.raises(InboxError, match="no partitions of"):
         inbox.sync(timeout_s=5)

@@ -39,15 +39,20 @@ def test_each_report_reaches_exactly_the_named_departments_with_only_their_field
 
     total = sum(len(rules.plan(r, r.received_at).referrals) for r in EXAMPLES)
     messages = collect(
-        kafka_bootstrap, [*referral_topics(bus, rules), bus.decisions, bus.status],
-        done=lambda ms: sum(m.topic == bus.decisions for m in ms) >= len(EXAMPLES)
-        and sum(m.topic == bus.status for m in ms) >= len(EXAMPLES)
-        and sum("referrals" in m.topic for m in ms) >= total,
+        kafka_bootstrap,
+        [*referral_topics(bus, rules), bus.decisions, bus.status],
+        done=lambda ms: (
+            sum(m.topic == bus.decisions for m in ms) >= len(EXAMPLES)
+            and sum(m.topic == bus.status for m in ms) >= len(EXAMPLES)
+            and sum("referrals" in m.topic for m in ms) >= total
+        ),
         timeout=90,
     )
     referrals = [Referral.model_validate_json(m.value) for m in messages if "referrals" in m.topic]
-    decisions = {d.report_id: d for d in (RoutingDecision.model_validate_json(m.value)
-                                          for m in messages if m.topic == bus.decisions)}
+    decisions = {
+        d.report_id: d
+        for d in (RoutingDecision.model_validate_json(m.value) for m in messages if m.topic == bus.decisions)
+    }
     statuses = [ReportStatus.model_validate_json(m.value) for m in messages if m.topic == bus.status]
     assert set(decisions) == {r.report_id for r in EXAMPLES}
 
@@ -85,14 +90,18 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_reports_still_rou
         (bus.report("school"), b"k1", b"{not json"),
         (bus.report("school"), b"k2", json.dumps({"hello": "world"}).encode()),
         (bus.report("labour"), b"not-the-report-id", EXAMPLES[2].model_dump_json().encode()),
-        (bus.report("venue") if wrong_topic.source.value != "venue" else bus.report("school"),
-         wrong_topic.report_id.encode(), wrong_topic.model_dump_json().encode()),
+        (
+            bus.report("venue") if wrong_topic.source.value != "venue" else bus.report("school"),
+            wrong_topic.report_id.encode(),
+            wrong_topic.model_dump_json().encode(),
+        ),
     ]
     produce(kafka_bootstrap, [*poison, *report_records(bus, [good])])
     messages = collect(
-        kafka_bootstrap, [bus.deadletter, bus.decisions],
-        done=lambda ms: sum(m.topic == bus.deadletter for m in ms) >= 4
-        and any(m.topic == bus.decisions for m in ms), timeout=60,
+        kafka_bootstrap,
+        [bus.deadletter, bus.decisions],
+        done=lambda ms: sum(m.topic == bus.deadletter for m in ms) >= 4 and any(m.topic == bus.decisions for m in ms),
+        timeout=60,
     )
     letters = [DeadLetter.model_validate_json(m.value) for m in messages if m.topic == bus.deadletter]
     assert len(letters) == 4
@@ -104,8 +113,9 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_reports_still_rou
     assert any("report_id" in x.error for x in letters)
     decisions = [RoutingDecision.model_validate_json(m.value) for m in messages if m.topic == bus.decisions]
     assert [d.report_id for d in decisions] == [good.report_id]
-    wait_until(lambda: metric_value(router.port, "cluebus_router_dead_letters_total",
-                                    {"reason": "invalid_report"}) == 2)
+    wait_until(
+        lambda: metric_value(router.port, "cluebus_router_dead_letters_total", {"reason": "invalid_report"}) == 2
+    )
 
 
 def test_a_duplicate_report_is_routed_once(kafka_bootstrap, bus, services, service_env, rules_file):
@@ -113,8 +123,15 @@ def test_a_duplicate_report_is_routed_once(kafka_bootstrap, bus, services, servi
     router = start_router(services, service_env)
     report = EXAMPLES[5]
     produce(kafka_bootstrap, report_records(bus, [report, report]))
-    wait_until(lambda: metric_value(router.port, "cluebus_router_reports_total",
-                                    {"source": report.source.value, "outcome": "duplicate"}) == 1, 60)
+    wait_until(
+        lambda: (
+            metric_value(
+                router.port, "cluebus_router_reports_total", {"source": report.source.value, "outcome": "duplicate"}
+            )
+            == 1
+        ),
+        60,
+    )
     messages = collect(kafka_bootstrap, referral_topics(bus, rules), done=lambda ms: False, timeout=3)
     per_department = Counter(Referral.model_validate_json(m.value).department for m in messages)
     assert per_department and set(per_department.values()) == {1}

@@ -43,13 +43,17 @@ class SecureBus:
     @property
     def admin_env(self) -> dict[str, str]:
         """Environment of a cluebus command acting as admin on this bus."""
-        return {**self.broker.client_env(), "CLUEBUS_TOPICS_PREFIX": self.prefix,
-                "CLUEBUS_TOPICS_PARTITIONS": str(PARTITIONS)}
+        return {
+            **self.broker.client_env(),
+            "CLUEBUS_TOPICS_PREFIX": self.prefix,
+            "CLUEBUS_TOPICS_PARTITIONS": str(PARTITIONS),
+        }
 
     def settings(self, user: str, password: str | None = None) -> KafkaSettings:
         if password is not None:
             return self.broker.client_settings().model_copy(
-                update={"username": user, "password_file": None, "password": SecretStr(password)})
+                update={"username": user, "password_file": None, "password": SecretStr(password)}
+            )
         if user == "admin":
             return self.broker.client_settings()
         return self.broker.client_settings(user, self.secrets_dir / f"{user}.password")
@@ -59,22 +63,23 @@ class SecureBus:
 
         result = CliRunner().invoke(main, list(args), env=self.admin_env)
         if check and result.exit_code != 0:
-            pytest.fail(f"cluebus {' '.join(args)} failed ({result.exit_code}): {result.output}",
-                        pytrace=False)
+            pytest.fail(f"cluebus {' '.join(args)} failed ({result.exit_code}): {result.output}", pytrace=False)
         return result
 
 
 def make_bus(broker: SecureLocalBroker, folder: Path, departments=DEPARTMENTS) -> SecureBus:
     folder.mkdir(parents=True, exist_ok=True)
     # Principals are cluster-wide, so every bus on the broker shares their passwords.
-    bus = SecureBus(broker=broker, prefix=f"s{uuid.uuid4().hex[:8]}",
-                    rules_file=folder / "routing_rules.toml",
-                    secrets_dir=Path(broker.run_dir) / "principal-secrets")
+    bus = SecureBus(
+        broker=broker,
+        prefix=f"s{uuid.uuid4().hex[:8]}",
+        rules_file=folder / "routing_rules.toml",
+        secrets_dir=Path(broker.run_dir) / "principal-secrets",
+    )
     bus.rules_file.write_text(rules_text(departments))
     topics = TopicSettings(prefix=bus.prefix, partitions=PARTITIONS)
     ensure_topics(bus.settings("admin"), topic_specs(topics, departments))
-    bus.cli("acl", "users", "--rules", str(bus.rules_file), "--secrets-dir", str(bus.secrets_dir),
-            "--generate-missing")
+    bus.cli("acl", "users", "--rules", str(bus.rules_file), "--secrets-dir", str(bus.secrets_dir), "--generate-missing")
     bus.cli("acl", "apply", "--rules", str(bus.rules_file))
     return bus
 
@@ -132,4 +137,3 @@ def fetch_subscribed(settings, topic, group):
         return consumer.poll(timeout_ms=5000)
     finally:
         consumer.close()
-

@@ -70,8 +70,12 @@ def test_every_personal_text_field_is_marked():
     _, markers = canary_submission()
     text_fields = {p for p, _ in sensitive_fields(REPORT_MODELS[Source.hospital]).items()} - {
         # not free text: enumerations and numbers, which cannot carry a unique marker
-        "subjects.sex", "subjects.age", "subjects.age_band", "subjects.nationality",
-        "subjects.disability", "subjects.id_type",
+        "subjects.sex",
+        "subjects.age",
+        "subjects.age_band",
+        "subjects.nationality",
+        "subjects.disability",
+        "subjects.id_type",
     }
     assert text_fields <= set(markers), text_fields - set(markers)
 
@@ -111,20 +115,32 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
     }
     adapter_port, router_port, tracker_port = free_port(), free_port(), free_port()
     services = [
-        Service("adapter-hospital", ["adapter", "hospital"], {
-            **_principal_env(bus, base, "adapter-hospital"),
-            "CLUEBUS_ADAPTER_PORT": str(adapter_port),
-            "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml")}, logs),
+        Service(
+            "adapter-hospital",
+            ["adapter", "hospital"],
+            {
+                **_principal_env(bus, base, "adapter-hospital"),
+                "CLUEBUS_ADAPTER_PORT": str(adapter_port),
+                "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+            },
+            logs,
+        ),
         Service("router", ["router", "--metrics-port", str(router_port)], _principal_env(bus, base, "router"), logs),
-        Service("tracker", ["tracker", "--metrics-port", str(tracker_port)],
-                _principal_env(bus, base, "tracker"), logs),
+        Service(
+            "tracker", ["tracker", "--metrics-port", str(tracker_port)], _principal_env(bus, base, "tracker"), logs
+        ),
     ]
     police_env = {**_principal_env(bus, base, "dept-police"), "CLUEBUS_INBOX_USER": "officer.0042"}
     cli_output: list[str] = []
 
     def inbox(*args: str) -> str:
-        result = subprocess.run([str(REPO / ".venv/bin/cluebus"), "inbox", "police", *args], env=police_env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(REPO / ".venv/bin/cluebus"), "inbox", "police", *args],
+            env=police_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         cli_output.append(result.stdout + result.stderr)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
@@ -135,8 +151,11 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
         submission, markers = canary_submission()
         client = httpx.Client(timeout=10)
         wait_until(lambda: client.get(f"http://127.0.0.1:{adapter_port}/readyz").status_code == 200, 90)
-        answer = client.post(f"http://127.0.0.1:{adapter_port}/v1/reports", json=submission,
-                             headers={"Authorization": "Bearer demo-hospital-token"})
+        answer = client.post(
+            f"http://127.0.0.1:{adapter_port}/v1/reports",
+            json=submission,
+            headers={"Authorization": "Bearer demo-hospital-token"},
+        )
         assert answer.status_code == 202, answer.text
         report_id = answer.json()["report_id"]
         referral_id = referral_id_for(report_id, "police")
@@ -148,15 +167,32 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
         inbox("complete", referral_id, "--outcome-code", "case_opened", "--outcome", outcome_marker)
         refusal_marker = _marker()
         # A bad acknowledgement (a decline after completion) goes to the dead-letter topic.
-        subprocess.run([str(REPO / ".venv/bin/cluebus"), "inbox", "police", "decline", referral_id,
-                        "--reason-code", "other", "--reason", refusal_marker],
-                       env=police_env, capture_output=True, text=True, timeout=60)
+        subprocess.run(
+            [
+                str(REPO / ".venv/bin/cluebus"),
+                "inbox",
+                "police",
+                "decline",
+                referral_id,
+                "--reason-code",
+                "other",
+                "--reason",
+                refusal_marker,
+            ],
+            env=police_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
         def police_completed() -> bool:
-            view = client.get(f"http://127.0.0.1:{adapter_port}/v1/reports/{report_id}",
-                              headers={"Authorization": "Bearer demo-hospital-token"}).json()
+            view = client.get(
+                f"http://127.0.0.1:{adapter_port}/v1/reports/{report_id}",
+                headers={"Authorization": "Bearer demo-hospital-token"},
+            ).json()
             return bool(view.get("status")) and any(
-                d["department"] == "police" and d["stage"] == "completed" for d in view["status"]["departments"])
+                d["department"] == "police" and d["stage"] == "completed" for d in view["status"]["departments"]
+            )
 
         wait_until(police_completed, 60)
 
@@ -164,8 +200,9 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
         names = bus.names
         referral_topics = [names.referral(d) for d in ("police", "womens_federation", "civil_affairs")]
         found = collect_secure(admin, referral_topics, lambda ms: len(ms) >= 3)
-        referrals = {Referral.model_validate_json(m.value).department: Referral.model_validate_json(m.value)
-                     for m in found}
+        referrals = {
+            Referral.model_validate_json(m.value).department: Referral.model_validate_json(m.value) for m in found
+        }
         assert set(referrals) == {"police", "womens_federation", "civil_affairs"}
         for department, referral in referrals.items():
             payload = json.dumps(referral.report, ensure_ascii=False)
@@ -174,14 +211,22 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
         assert all(m in json.dumps(referrals["police"].report) for m in markers.values())
         assert markers["subjects.name"] not in json.dumps(referrals["womens_federation"].report)
 
-        audit = collect_secure(admin, [names.decisions, names.status, names.escalations], lambda ms: False,
-                               timeout=5)
-        metrics = "".join(client.get(url).text for url in (
-            f"http://127.0.0.1:{adapter_port}/metrics", f"http://127.0.0.1:{router_port}/metrics",
-            f"http://127.0.0.1:{tracker_port}/metrics"))
-        deadletters = subprocess.run([str(REPO / ".venv/bin/cluebus"), "deadletters"],
-                                     env={**base, **bus.broker.client_env(), "CLUEBUS_TOPICS_PREFIX": bus.prefix},
-                                     capture_output=True, text=True, timeout=60)
+        audit = collect_secure(admin, [names.decisions, names.status, names.escalations], lambda ms: False, timeout=5)
+        metrics = "".join(
+            client.get(url).text
+            for url in (
+                f"http://127.0.0.1:{adapter_port}/metrics",
+                f"http://127.0.0.1:{router_port}/metrics",
+                f"http://127.0.0.1:{tracker_port}/metrics",
+            )
+        )
+        deadletters = subprocess.run(
+            [str(REPO / ".venv/bin/cluebus"), "deadletters"],
+            env={**base, **bus.broker.client_env(), "CLUEBUS_TOPICS_PREFIX": bus.prefix},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert deadletters.returncode == 0, deadletters.stderr
     finally:
         for service in services:
@@ -218,4 +263,3 @@ def collect_secure(settings, topics, done, timeout: float = 60.0):
     finally:
         consumer.close()
     return messages
-

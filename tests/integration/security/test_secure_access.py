@@ -44,11 +44,9 @@ def test_police_reads_its_own_referrals(secure_bus):
 def test_police_cannot_read_education_referrals(secure_bus):
     names, police = secure_bus.names, secure_bus.settings("dept-police")
     education = names.referral("education")
-    refused(TopicAuthorizationFailedError, fetch_assigned, police, education,
-            names.app_id("inbox-police"))
+    refused(TopicAuthorizationFailedError, fetch_assigned, police, education, names.app_id("inbox-police"))
     # Nor through the education inbox's group.
-    refused(GroupAuthorizationFailedError, fetch_subscribed, police, education,
-            names.app_id("inbox-education"))
+    refused(GroupAuthorizationFailedError, fetch_subscribed, police, education, names.app_id("inbox-education"))
 
 
 def test_police_cannot_read_education_referrals_with_aiokafka(secure_bus):
@@ -57,9 +55,12 @@ def test_police_cannot_read_education_referrals_with_aiokafka(secure_bus):
     auth = credentials_to_aiokafka_auth(credentials)
 
     async def subscribe():
-        consumer = AIOKafkaConsumer(names.referral("education"),
-                                    group_id=names.app_id("inbox-police"),
-                                    bootstrap_servers=secure_bus.broker.bootstrap, **auth)
+        consumer = AIOKafkaConsumer(
+            names.referral("education"),
+            group_id=names.app_id("inbox-police"),
+            bootstrap_servers=secure_bus.broker.bootstrap,
+            **auth,
+        )
         await consumer.start()
         try:
             await asyncio.wait_for(consumer.getmany(timeout_ms=3000), 8)
@@ -72,14 +73,24 @@ def test_police_cannot_read_education_referrals_with_aiokafka(secure_bus):
 @pytest.mark.parametrize("source", SOURCES)
 def test_police_cannot_read_reports(secure_bus, source):
     names = secure_bus.names
-    refused(TopicAuthorizationFailedError, fetch_assigned, secure_bus.settings("dept-police"),
-            names.report(source), names.app_id("inbox-police"))
+    refused(
+        TopicAuthorizationFailedError,
+        fetch_assigned,
+        secure_bus.settings("dept-police"),
+        names.report(source),
+        names.app_id("inbox-police"),
+    )
 
 
 def test_departments_cannot_write_referrals_or_reports(secure_bus):
     names, police = secure_bus.names, secure_bus.settings("dept-police")
-    for topic in (names.referral("education"), names.referral("police"), names.report("school"),
-                  names.decisions, names.status):
+    for topic in (
+        names.referral("education"),
+        names.referral("police"),
+        names.report("school"),
+        names.decisions,
+        names.status,
+    ):
         refused(TopicAuthorizationFailedError, produce, police, topic, b"forged")
 
 
@@ -125,15 +136,21 @@ def test_plaintext_client_gets_no_kafka_answer(secure_bus):
         answer = _answer(sock)
     # A TLS alert (record type 21) or a closed connection; never a Kafka response.
     assert answer == b"" or answer[0] == 21, answer[:16]
-    refused(KafkaError, lambda: KafkaAdminClient(bootstrap_servers=secure_bus.broker.bootstrap,
-                                                 bootstrap_timeout_ms=2000).list_topics())
+    refused(
+        KafkaError,
+        lambda: KafkaAdminClient(
+            bootstrap_servers=secure_bus.broker.bootstrap, bootstrap_timeout_ms=2000
+        ).list_topics(),
+    )
 
 
 def test_tls_without_sasl_is_refused(secure_bus):
     context = ssl.create_default_context(cafile=str(secure_bus.broker.ca_file))
     host, port = secure_bus.broker.host, secure_bus.broker.port
-    with socket.create_connection((host, port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as sock:
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as sock,
+    ):
         sock.sendall(_request(3, 0, struct.pack(">i", 0)))  # Metadata before authenticating
         assert _answer(sock) == b""  # the broker hangs up
 
@@ -150,6 +167,5 @@ def test_wrong_password_is_refused(secure_bus, user):
     error = refused(aio_errors.SaslAuthenticationFailed, asyncio.run, connect())
     assert "invalid credentials" in str(error)
     # kafka-python sees only a hang-up; cluebus's message says what may be wrong.
-    message = str(refused(KafkaUnavailable, clients.admin, settings.model_copy(
-        update={"bootstrap_timeout_ms": 2000})))
+    message = str(refused(KafkaUnavailable, clients.admin, settings.model_copy(update={"bootstrap_timeout_ms": 2000})))
     assert f"refused user '{user}'" in message

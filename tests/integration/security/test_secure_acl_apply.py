@@ -45,10 +45,14 @@ def test_removing_a_department_removes_its_acls(secure_broker, tmp_path):
     assert not [g for g in left if "civil_affairs" in g.principal + g.name]
     assert [g for g in left if g.principal == "User:dept-police"]  # the others stay
     # Its group is gone first: FindCoordinator is refused before the topic is looked at.
-    refused((GroupAuthorizationFailedError, TopicAuthorizationFailedError), fetch_assigned, civil,
-            names.referral("civil_affairs"), civil_group)
-    refused(TopicAuthorizationFailedError, produce, bus.settings("router"),
-            names.referral("civil_affairs"), b"r")
+    refused(
+        (GroupAuthorizationFailedError, TopicAuthorizationFailedError),
+        fetch_assigned,
+        civil,
+        names.referral("civil_affairs"),
+        civil_group,
+    )
+    refused(TopicAuthorizationFailedError, produce, bus.settings("router"), names.referral("civil_affairs"), b"r")
     again = bus.cli("acl", "apply", "--rules", str(bus.rules_file))
     assert "applied: 0 added, 0 removed" in again.output
 
@@ -58,8 +62,9 @@ def test_only_acls_under_the_prefix_are_managed(secure_broker, tmp_path):
     elsewhere = f"other{uuid.uuid4().hex[:6]}.topic"
 
     def acl(name):
-        return ACL("User:auditor", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
-                   ResourcePattern(ResourceType.TOPIC, name))
+        return ACL(
+            "User:auditor", "*", ACLOperation.READ, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, name)
+        )
 
     admin = clients.admin(bus.settings("admin"))
     try:

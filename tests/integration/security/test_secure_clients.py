@@ -28,10 +28,16 @@ def test_aiokafka_round_trip_as_router(secure_bus):
 
     async def route() -> bytes:
         consumer = AIOKafkaConsumer(
-            names.report("hospital"), group_id=names.app_id("router"), enable_auto_commit=False,
-            auto_offset_reset="earliest", bootstrap_servers=secure_bus.broker.bootstrap, **auth)
-        producer = AIOKafkaProducer(bootstrap_servers=secure_bus.broker.bootstrap, acks="all",
-                                    enable_idempotence=True, **auth)
+            names.report("hospital"),
+            group_id=names.app_id("router"),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            bootstrap_servers=secure_bus.broker.bootstrap,
+            **auth,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=secure_bus.broker.bootstrap, acks="all", enable_idempotence=True, **auth
+        )
         await consumer.start()
         await producer.start()
         try:
@@ -40,8 +46,9 @@ def test_aiokafka_round_trip_as_router(secure_bus):
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     for record in records:
                         if record.key == key:
-                            await producer.send_and_wait(names.referral("police"), key=key,
-                                                         value=b"referral:" + record.value)
+                            await producer.send_and_wait(
+                                names.referral("police"), key=key, value=b"referral:" + record.value
+                            )
                             await consumer.commit()
                             return record.value
             raise AssertionError("the report did not reach the router")
@@ -55,7 +62,7 @@ def test_aiokafka_round_trip_as_router(secure_bus):
     assert got == b"referral:report"
 
 
-FAUST_APP = textwrap.dedent('''
+FAUST_APP = textwrap.dedent("""
     from pathlib import Path
     from services.common import settings as cfg
     from services.common.faust_app import make_app
@@ -76,7 +83,7 @@ FAUST_APP = textwrap.dedent('''
 
     if __name__ == "__main__":
         app.main()
-''')
+""")
 
 
 def test_faust_router_runs_with_only_its_grants(secure_broker, tmp_path):
@@ -85,13 +92,23 @@ def test_faust_router_runs_with_only_its_grants(secure_broker, tmp_path):
     names, key = bus.names, uuid.uuid4().hex
     produce(bus.settings("adapter-hospital"), names.report("hospital"), b"report", key.encode())
     (tmp_path / "router_app.py").write_text(FAUST_APP)
-    env = {**os.environ, **bus.admin_env, "CLUEBUS_KAFKA_USERNAME": "router",
-           "CLUEBUS_KAFKA_PASSWORD_FILE": str(bus.secrets_dir / "router.password"),
-           "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **bus.admin_env,
+        "CLUEBUS_KAFKA_USERNAME": "router",
+        "CLUEBUS_KAFKA_PASSWORD_FILE": str(bus.secrets_dir / "router.password"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "PYTHONUNBUFFERED": "1",
+    }
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "router_app.py", "worker", "-l", "info"],
-                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "router_app.py", "worker", "-l", "info"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while f"ROUTED {key}" not in log.read_text(errors="replace"):
@@ -117,6 +134,5 @@ def test_faust_router_runs_with_only_its_grants(secure_broker, tmp_path):
         admin.close()
     router_id = names.app_id("router")
     assert {f"{router_id}-__assignor-__leader", f"{router_id}-seen-changelog"} <= topics
-    got = consume_key(bus.settings("dept-police"), names.referral("police"),
-                      names.app_id("inbox-police"), key.encode())
+    got = consume_key(bus.settings("dept-police"), names.referral("police"), names.app_id("inbox-police"), key.encode())
     assert got == b"faust:report"

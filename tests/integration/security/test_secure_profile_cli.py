@@ -29,8 +29,7 @@ def kafka_cli():
 
 
 def test_up_is_idempotent_and_says_where_things_are(kafka_cli, secure_broker):
-    where = ["--profile", "secure", "--port", str(secure_broker.port),
-             "--run-dir", str(secure_broker.run_dir)]
+    where = ["--profile", "secure", "--port", str(secure_broker.port), "--run-dir", str(secure_broker.run_dir)]
     out = kafka_cli("up", *where)
     assert f"Kafka already running at {secure_broker.bootstrap}" in out and "reused" in out
     assert str(secure_broker.ca_file) in out
@@ -40,14 +39,12 @@ def test_up_is_idempotent_and_says_where_things_are(kafka_cli, secure_broker):
 
 
 def test_restart_keeps_credentials_and_acls(kafka_cli, secure_broker, secure_bus):
-    where = ["--profile", "secure", "--port", str(secure_broker.port),
-             "--run-dir", str(secure_broker.run_dir)]
+    where = ["--profile", "secure", "--port", str(secure_broker.port), "--run-dir", str(secure_broker.run_dir)]
     assert "stopped" in kafka_cli("down", *where)
     assert "stopped" in kafka_cli("status", *where)
     out = kafka_cli("up", *where)
     assert "started" in out and str(secure_broker.ca_file) in out
     names, key = secure_bus.names, uuid.uuid4().hex.encode()
     produce(secure_bus.settings("router"), names.referral("police"), b"after restart", key)
-    got = consume_key(secure_bus.settings("dept-police"), names.referral("police"),
-                      names.app_id("inbox-police"), key)
+    got = consume_key(secure_bus.settings("dept-police"), names.referral("police"), names.app_id("inbox-police"), key)
     assert got == b"after restart"

@@ -28,8 +28,9 @@ def short_clocks(rules_file):
     text = re.sub(r'^completed = "[^"]+"', 'completed = "1h"', text, flags=re.M)
     text = text.replace('after = "2h"', 'after = "4s"').replace('after = "30m"', 'after = "2s"')
     text = text.replace('{ after = "2h", to = "joint_meeting" }', '{ after = "4s", to = "joint_meeting" }')
-    text = text.replace('{ after = "30m", to = "police.command_centre" }',
-                        '{ after = "2s", to = "police.command_centre" }')
+    text = text.replace(
+        '{ after = "30m", to = "police.command_centre" }', '{ after = "2s", to = "police.command_centre" }'
+    )
     # Office hours would stop the clocks at night: run the test clocks around the clock.
     text = text.replace('[defaults]\ncalendar = "office"', '[defaults]\ncalendar = "always"')
     rules_file.write_text(text)
@@ -45,8 +46,9 @@ def start(services, service_env, name, *args):
 
 
 def send_reports(bootstrap, bus, reports):
-    produce(bootstrap, [(bus.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode())
-                        for r in reports])
+    produce(
+        bootstrap, [(bus.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
+    )
 
 
 def decisions(bootstrap, bus, count):
@@ -56,8 +58,15 @@ def decisions(bootstrap, bus, count):
 
 def ack_for(decision, department, stage, **extra):
     recipient = next(r for r in decision.recipients if r.department == department)
-    return Ack(referral_id=recipient.referral_id, report_id=decision.report_id, department=department,
-               stage=stage, by="staff.1", at=datetime.now(UTC), **extra)
+    return Ack(
+        referral_id=recipient.referral_id,
+        report_id=decision.report_id,
+        department=department,
+        stage=stage,
+        by="staff.1",
+        at=datetime.now(UTC),
+        **extra,
+    )
 
 
 def send_acks(bootstrap, bus, acks):
@@ -72,9 +81,7 @@ def outstanding(port, department, stage):
     return metric_value(port, "cluebus_referrals_outstanding", {"department": department, "stage": stage}) or 0.0
 
 
-def test_each_stage_moves_the_histogram_and_gauges_by_exactly_one(
-    kafka_bootstrap, bus, services, service_env
-):
+def test_each_stage_moves_the_histogram_and_gauges_by_exactly_one(kafka_bootstrap, bus, services, service_env):
     start(services, service_env, "router", "router")
     tracker = start(services, service_env, "tracker", "tracker")
     (report,) = many_reports(1, ("school-suspected_trafficking_child",))  # police lead, case owner required
@@ -82,8 +89,11 @@ def test_each_stage_moves_the_histogram_and_gauges_by_exactly_one(
     (decision,) = decisions(kafka_bootstrap, bus, 1)
     assert wait_until(lambda: outstanding(tracker.port, "police", "routed") == 1, 60)
 
-    steps = [("received", {}), ("accepted", {"case_owner": "inspector.7"}),
-             ("completed", {"outcome_code": "case_opened", "outcome": "opened"})]
+    steps = [
+        ("received", {}),
+        ("accepted", {"case_owner": "inspector.7"}),
+        ("completed", {"outcome_code": "case_opened", "outcome": "opened"}),
+    ]
     waiting = {"received": "received", "accepted": "accepted", "completed": None}
     previous = "routed"
     for stage, extra in steps:
@@ -111,19 +121,25 @@ def test_a_referral_left_alone_escalates_level_by_level_and_stops_when_acknowled
     (decision,) = decisions(kafka_bootstrap, bus, 1)
 
     def police_levels(messages):
-        return [(e.level, e.stage_overdue.value) for e in
-                (Escalation.model_validate_json(m.value) for m in messages) if e.department == "police"]
+        return [
+            (e.level, e.stage_overdue.value)
+            for e in (Escalation.model_validate_json(m.value) for m in messages)
+            if e.department == "police"
+        ]
 
-    first_two = collect(kafka_bootstrap, [bus.escalations],
-                        done=lambda ms: {(2, "received")} <= set(police_levels(ms)), timeout=60)
+    first_two = collect(
+        kafka_bootstrap, [bus.escalations], done=lambda ms: {(2, "received")} <= set(police_levels(ms)), timeout=60
+    )
     levels = police_levels(first_two)
     assert levels[:2] == [(1, "received"), (2, "received")]
-    targets = [Escalation.model_validate_json(m.value).target for m in first_two
-               if Escalation.model_validate_json(m.value).department == "police"]
+    targets = [
+        Escalation.model_validate_json(m.value).target
+        for m in first_two
+        if Escalation.model_validate_json(m.value).department == "police"
+    ]
     assert targets[:2] == ["police.duty_supervisor", "police.command_centre"]
 
-    send_acks(kafka_bootstrap, bus, [ack_for(decision, "police", "received"),
-                                     ack_for(decision, "police", "accepted")])
+    send_acks(kafka_bootstrap, bus, [ack_for(decision, "police", "received"), ack_for(decision, "police", "accepted")])
     time.sleep(7)  # past the received clock's last level and the decided clock
     after = collect(kafka_bootstrap, [bus.escalations], done=lambda ms: False, timeout=3)
     received_levels = [lvl for lvl, clock in police_levels(after) if clock == "received"]
@@ -150,9 +166,15 @@ def test_after_a_kill_the_outstanding_gauge_matches_what_the_topics_say(
     time.sleep(1.0)
     tracker.kill()
     # More acknowledgements while it is down, then restart from the changelog.
-    later = [ack_for(d, d.recipients[0].department, "accepted",
-                     **({"case_owner": "inspector.7"} if d.recipients[0].case_owner_required else {}))
-             for d in first[15:20]]
+    later = [
+        ack_for(
+            d,
+            d.recipients[0].department,
+            "accepted",
+            **({"case_owner": "inspector.7"} if d.recipients[0].case_owner_required else {}),
+        )
+        for d in first[15:20]
+    ]
     send_acks(kafka_bootstrap, bus, later)
     restarted = start(services, service_env, "tracker-2", "tracker")
 
@@ -165,8 +187,14 @@ def test_after_a_kill_the_outstanding_gauge_matches_what_the_topics_say(
     expected = Counter()
     for d in all_decisions:
         for r in d.recipients:
-            expected[(r.department, {"received": "received", "accepted": "accepted"}.get(
-                stage_of.get((d.report_id, r.department), ""), "routed"))] += 1
+            expected[
+                (
+                    r.department,
+                    {"received": "received", "accepted": "accepted"}.get(
+                        stage_of.get((d.report_id, r.department), ""), "routed"
+                    ),
+                )
+            ] += 1
 
     def matches():
         return all(outstanding(restarted.port, dept, stage) == n for (dept, stage), n in expected.items())

@@ -21,8 +21,7 @@ name_en = "Education"
 
 def acls(grants, principal):
     """(operation, resource type, pattern, name) of one principal's grants."""
-    return {(g.operation, g.resource_type, g.pattern, g.name)
-            for g in grants if g.principal == f"User:{principal}"}
+    return {(g.operation, g.resource_type, g.pattern, g.name) for g in grants if g.principal == f"User:{principal}"}
 
 
 @pytest.fixture
@@ -34,12 +33,15 @@ def test_departments_come_from_the_rules_tables():
     assert department_ids_from_toml(RULES) == ["education", "police"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("kind = 'x'", "no \\[departments"),
-    ("[departments.Police]", "must match"),
-    ("[departments.'a-b']", "must match"),
-    ("[departments", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("kind = 'x'", "no \\[departments"),
+        ("[departments.Police]", "must match"),
+        ("[departments.'a-b']", "must match"),
+        ("[departments", "not valid TOML"),
+    ],
+)
 def test_bad_department_tables_are_refused(text, message):
     with pytest.raises(DepartmentsError, match=message):
         department_ids_from_toml(text)
@@ -111,8 +113,9 @@ def test_nothing_else_is_granted(grants):
 
 
 def test_no_department_can_read_anything_but_its_referrals(grants):
-    reads = {g.name for g in grants if g.user.startswith("dept-") and g.operation == "READ"
-             and g.resource_type == "TOPIC"}
+    reads = {
+        g.name for g in grants if g.user.startswith("dept-") and g.operation == "READ" and g.resource_type == "TOPIC"
+    }
     assert reads == {"p.referrals.police", "p.referrals.education"}
 
 
@@ -120,8 +123,7 @@ def test_plan_is_sorted_and_stable(grants):
     shuffled = list(grants)
     random.Random(4).shuffle(shuffled)  # noqa: S311 - test data
     assert render_table(shuffled) == render_table(grants)
-    assert derive_grants("p", ["police", "education"]) == derive_grants(
-        "p", ["education", "police"])
+    assert derive_grants("p", ["police", "education"]) == derive_grants("p", ["education", "police"])
 
 
 def test_plan_table_text():
@@ -160,16 +162,14 @@ def test_managed_scope():
     foreign_on_ours = Grant("User:auditor", "READ", "TOPIC", "LITERAL", "p.decisions")
     ours_elsewhere = Grant("User:router", "READ", "TOPIC", "LITERAL", "q.reports.school")
     other_prefix = Grant("User:x", "READ", "GROUP", "LITERAL", "pp-router")
-    cluster_ours = Grant("User:adapter-school", "IDEMPOTENT_WRITE", "CLUSTER", "LITERAL",
-                         "kafka-cluster")
+    cluster_ours = Grant("User:adapter-school", "IDEMPOTENT_WRITE", "CLUSTER", "LITERAL", "kafka-cluster")
     cluster_foreign = Grant("User:ops", "DESCRIBE", "CLUSTER", "LITERAL", "kafka-cluster")
     assert is_managed(foreign_on_ours, "p")  # our data: only what the code grants
     assert not is_managed(ours_elsewhere, "p")  # another deployment's prefix
     assert not is_managed(other_prefix, "p")
     assert is_managed(cluster_ours, "p")
     assert not is_managed(cluster_foreign, "p")
-    changes = diff([], [foreign_on_ours, ours_elsewhere, other_prefix, cluster_ours,
-                        cluster_foreign], "p")
+    changes = diff([], [foreign_on_ours, ours_elsewhere, other_prefix, cluster_ours, cluster_foreign], "p")
     assert changes.to_remove == [cluster_ours, foreign_on_ours]
 
 
@@ -190,8 +190,7 @@ def test_referral_topic_override_is_honoured():
     from services.acl.departments import departments_from_toml
     from services.acl.model import unmanaged
 
-    depts = departments_from_toml('[departments.police]\ntopic = "p.referrals.police-v2"\n'
-                                  "[departments.court]\n")
+    depts = departments_from_toml('[departments.police]\ntopic = "p.referrals.police-v2"\n[departments.court]\n')
     assert depts == {"court": None, "police": "p.referrals.police-v2"}
     grants = derive_grants("p", depts)
     assert ("READ", "TOPIC", "LITERAL", "p.referrals.police-v2") in acls(grants, "dept-police")

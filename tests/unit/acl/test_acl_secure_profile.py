@@ -27,8 +27,7 @@ def prepared(tmp_path_factory):
 
 def test_properties_lock_the_broker_down(prepared):
     props = prepared.properties()
-    assert props["authorizer.class.name"] == (
-        "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+    assert props["authorizer.class.name"] == ("org.apache.kafka.metadata.authorizer.StandardAuthorizer")
     assert props["allow.everyone.if.no.acl.found"] == "false"
     assert props["super.users"] == "User:admin"
     assert props["listeners"] == "CLIENT://127.0.0.1:29192,CONTROLLER://127.0.0.1:29193"
@@ -45,8 +44,13 @@ def test_properties_lock_the_broker_down(prepared):
 
 def test_secrets_are_owner_only_and_outside_the_repository(prepared):
     assert mode(prepared.home) == 0o700
-    for path in (prepared.admin_password_file, prepared.controller_password_file,
-                 prepared.store_password_file, prepared.keystore_file, prepared.truststore_file):
+    for path in (
+        prepared.admin_password_file,
+        prepared.controller_password_file,
+        prepared.store_password_file,
+        prepared.keystore_file,
+        prepared.truststore_file,
+    ):
         assert mode(path) == 0o600, path
     assert len(prepared.admin_password_file.read_text().strip()) >= 40
     prepared._write_properties()
@@ -57,11 +61,17 @@ def test_secrets_are_owner_only_and_outside_the_repository(prepared):
 def test_broker_certificate_is_signed_by_the_ca_for_loopback(prepared):
     verify = subprocess.run(
         ["openssl", "verify", "-CAfile", str(prepared.ca_file), str(prepared._cert_file)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verify.returncode == 0, verify.stderr
-    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(prepared._cert_file)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(prepared._cert_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "IP Address:127.0.0.1" in text and "DNS:localhost" in text
 
 
@@ -78,8 +88,7 @@ def test_admin_scram_credential_goes_through_an_argument_file(prepared):
         argfile = prepared._format_argfile
         assert mode(argfile) == 0o600
         password = prepared.admin_password_file.read_text().strip()
-        assert argfile.read_text().split() == [
-            "--add-scram", f"SCRAM-SHA-512=[name=admin,password={password}]"]
+        assert argfile.read_text().split() == ["--add-scram", f"SCRAM-SHA-512=[name=admin,password={password}]"]
         assert password not in " ".join(args)
     finally:
         prepared._format_argfile.unlink(missing_ok=True)
@@ -108,6 +117,7 @@ def fake_kafka_group():
         pass
 
     for action in profiles.ACTIONS:
+
         @kafka.command(action)
         @click.option("--port", type=int, default=9092)
         @click.option("--run-dir", default=None)

@@ -56,37 +56,24 @@ def test_http_401_and_403_on_every_adapter(make_client, source):
     wrong = client.post("/v1/reports", json=body, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     other = Source.school if source != Source.school else Source.labour
-    forbidden = client.post(
-        "/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(other)}"}
-    )
+    forbidden = client.post("/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(other)}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
     assert other.value in forbidden.json()["message"]
-    ok = client.post(
-        "/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(source)}"}
-    )
+    ok = client.post("/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(source)}"})
     assert ok.status_code == 202
     # GET needs credentials too
     rid = ok.json()["report_id"]
     assert client.get(f"/v1/reports/{rid}").status_code == 401
-    assert (
-        client.get(
-            f"/v1/reports/{rid}", headers={"Authorization": f"Bearer {token_for(other)}"}
-        ).status_code
-        == 403
-    )
+    assert client.get(f"/v1/reports/{rid}", headers={"Authorization": f"Bearer {token_for(other)}"}).status_code == 403
 
 
 def test_source_and_system_come_from_the_token_never_the_body(make_client):
     client = make_client(Source.hospital)
     body = submission(Source.hospital, ref="stamp-1")
     body["source_system"] = "attacker"
-    r = client.post(
-        "/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(Source.hospital)}"}
-    )
+    r = client.post("/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(Source.hospital)}"})
     assert r.status_code == 422
-    assert {"field": "source_system", "reason": "Extra inputs are not permitted"} in r.json()[
-        "errors"
-    ]
+    assert {"field": "source_system", "reason": "Extra inputs are not permitted"} in r.json()["errors"]
 
 
 @pytest.mark.parametrize(
@@ -124,14 +111,10 @@ def test_missing_tokens_file_is_a_clear_error(tmp_path):
 
 def test_tokens_file_changes_are_picked_up_and_broken_edits_ignored(tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text(
-        f'[systems.sys-1]\nsource="hospital"\ntoken_sha256="{token_hash("first-token-123456")}"\n'
-    )
+    path.write_text(f'[systems.sys-1]\nsource="hospital"\ntoken_sha256="{token_hash("first-token-123456")}"\n')
     store = TokenStore(path, check_interval_s=0)
     assert store.identify("first-token-123456") is not None
-    path.write_text(
-        f'[systems.sys-1]\nsource="hospital"\ntoken_sha256="{token_hash("second-token-12345")}"\n'
-    )
+    path.write_text(f'[systems.sys-1]\nsource="hospital"\ntoken_sha256="{token_hash("second-token-12345")}"\n')
     os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     assert store.identify("second-token-12345") is not None
     assert store.identify("first-token-123456") is None

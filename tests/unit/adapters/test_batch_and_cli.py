@@ -133,13 +133,7 @@ def test_bundled_examples_are_valid_submissions(source):
     from services.adapters.cli import example_submission
 
     SUBMISSION_MODELS[source].model_validate(example_submission(source))
-    path = (
-        Path(__file__).resolve().parents[3]
-        / "deploy"
-        / "adapters"
-        / "examples"
-        / f"{source.value}.json"
-    )
+    path = Path(__file__).resolve().parents[3] / "deploy" / "adapters" / "examples" / f"{source.value}.json"
     SUBMISSION_MODELS[source].model_validate_json(path.read_bytes())
 
 
@@ -173,15 +167,11 @@ def test_log_guard_strips_exception_messages_and_limits_kafka_noise():
         raise ValueError("secret input 13800000000")
     except ValueError:
         info = sys.exc_info()
-    record = logging.LogRecord(
-        "uvicorn.error", logging.ERROR, "f", 1, "Exception in ASGI application", (), info
-    )
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, "f", 1, "Exception in ASGI application", (), info)
     assert guard.filter(record) and record.exc_info is None
     assert "ValueError" in record.getMessage() and "13800000000" not in record.getMessage()
     noisy = [
-        logging.LogRecord(
-            "kafka.conn", logging.ERROR, "f", 1, "%s: Connection lost: %s", ("a", "b"), None
-        )
+        logging.LogRecord("kafka.conn", logging.ERROR, "f", 1, "%s: Connection lost: %s", ("a", "b"), None)
         for _ in range(3)
     ]
     assert [guard.filter(r) for r in noisy] == [True, False, False]

@@ -33,10 +33,7 @@ def test_every_example_is_accepted_and_stored_as_a_typed_event(make_client, sour
         r = post(client, body, source)
         assert r.status_code == 202, r.text
         receipt = r.json()
-        assert (
-            set(receipt) == {"report_id", "received_at", "duplicate"}
-            and receipt["duplicate"] is False
-        )
+        assert set(receipt) == {"report_id", "received_at", "duplicate"} and receipt["duplicate"] is False
         assert r.headers["location"] == f"/v1/reports/{receipt['report_id']}"
         assert uuid7_time_ms(receipt["report_id"]) > 0
     events = [parse_report(p.payload) for p in outbox.fetch_unsent(100)]
@@ -86,9 +83,7 @@ def test_content_types(make_client, content_type, status):
     headers = {**auth(H)}
     if content_type:
         headers["Content-Type"] = content_type
-    r = client.post(
-        "/v1/reports", content=json.dumps(submission(H, "ct-1")).encode(), headers=headers
-    )
+    r = client.post("/v1/reports", content=json.dumps(submission(H, "ct-1")).encode(), headers=headers)
     assert r.status_code == status, r.text
     if status == 415:
         assert r.json()["error"] == "unsupported_media_type"
@@ -104,9 +99,7 @@ def test_body_too_large_by_header_and_while_streaming(make_client):
         for i in range(0, len(big), 1000):
             yield big[i : i + 1000]
 
-    r = client.post(
-        "/v1/reports", content=chunks(), headers={"Content-Type": "application/json", **auth(H)}
-    )
+    r = client.post("/v1/reports", content=chunks(), headers={"Content-Type": "application/json", **auth(H)})
     assert r.status_code == 413
     lying = client.post(
         "/v1/reports",
@@ -173,11 +166,7 @@ def test_backlog_full_is_503_with_retry_after(make_client):
     client = make_client(backlog_limit=1, retry_after_s=7)
     assert post(client, submission(H, "bl-1")).status_code == 202
     r = post(client, submission(H, "bl-2"))
-    assert (
-        r.status_code == 503
-        and r.headers["retry-after"] == "7"
-        and r.json()["error"] == "backlog_full"
-    )
+    assert r.status_code == 503 and r.headers["retry-after"] == "7" and r.json()["error"] == "backlog_full"
     assert post(client, submission(H, "bl-1")).json()["duplicate"] is True
 
 
@@ -191,10 +180,7 @@ def test_get_receipt_only_for_its_own_system(make_client):
     assert body["published"] is False and body["status"] is None
     assert client.get(f"/v1/reports/{rid}", headers=auth(H, 2)).status_code == 404
     assert client.get("/v1/reports/not-an-id", headers=auth(H)).status_code == 404
-    assert (
-        client.get("/v1/reports/01890000-0000-7000-8000-000000000001", headers=auth(H)).status_code
-        == 404
-    )
+    assert client.get("/v1/reports/01890000-0000-7000-8000-000000000001", headers=auth(H)).status_code == 404
 
 
 def test_get_receipt_shows_publication_and_the_latest_status(make_client):
@@ -206,9 +192,7 @@ def test_get_receipt_shows_publication_and_the_latest_status(make_client):
     box = client.app.state.adapter.outbox
     box.mark_sent([p.seq for p in box.fetch_unsent(10)]).result(5)
     status = load_examples("v1", "events")["report-status"]
-    departments = [
-        {**d, "referral_id": referral_id_for(rid, d["department"])} for d in status["departments"]
-    ]
+    departments = [{**d, "referral_id": referral_id_for(rid, d["department"])} for d in status["departments"]]
     status = {
         **status,
         "report_id": rid,
@@ -315,12 +299,7 @@ def test_batch_csv_whole_upload_problems(make_client):
     assert client.post("/v1/reports/batch", content=b"", headers=h).status_code == 422
     assert client.post("/v1/reports/batch", content=b"source_ref\n", headers=h).status_code == 422
     assert client.post("/v1/reports/batch", content=b"a\x00b\n", headers=h).status_code == 422
-    assert (
-        client.post(
-            "/v1/reports/batch", content=b'source_ref\n"unterminated\n', headers=h
-        ).status_code
-        == 422
-    )
+    assert client.post("/v1/reports/batch", content=b'source_ref\n"unterminated\n', headers=h).status_code == 422
     both = client.post(
         "/v1/reports/batch",
         headers=h,
@@ -338,9 +317,7 @@ def test_batch_limits_and_types(make_client):
         headers={"Content-Type": "application/x-ndjson", **auth(H)},
     )
     assert r.status_code == 413 and r.json()["error"] == "too_many_rows"
-    r = client.post(
-        "/v1/reports/batch", content=lines, headers={"Content-Type": "application/json", **auth(H)}
-    )
+    r = client.post("/v1/reports/batch", content=lines, headers={"Content-Type": "application/json", **auth(H)})
     assert r.status_code == 415
     r = client.post("/v1/reports/batch", content=lines, headers={"Content-Type": "text/csv"})
     assert r.status_code == 401
@@ -358,9 +335,7 @@ def test_health_ready_metrics_and_openapi(make_client):
     client = make_client()
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")
-    assert (
-        ready.status_code == 503 and ready.json()["checks"]["kafka"] is False
-    )  # relay is off here
+    assert ready.status_code == 503 and ready.json()["checks"]["kafka"] is False  # relay is off here
     post(client, submission(H, "m-1"))
     post(client, submission(H, "m-1"))
     post(client, b"{}")
@@ -372,9 +347,7 @@ def test_health_ready_metrics_and_openapi(make_client):
     assert "cluebus_adapter_outbox_oldest_unsent_seconds" in text
     assert "cluebus_adapter_publish_latency_seconds_bucket" in text
     doc = client.get("/openapi.json").json()
-    body = doc["paths"]["/v1/reports"]["post"]["requestBody"]["content"]["application/json"][
-        "schema"
-    ]
+    body = doc["paths"]["/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/HospitalSubmission"}
     assert "HospitalDetails" in doc["components"]["schemas"]
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
@@ -417,11 +390,7 @@ def test_log_lines_carry_ids_and_no_personal_data(make_client, json_log):
     post(client, bad)
     out, lines = json_log()
     accepted = [x for x in lines if x.get("event") == "report accepted"]
-    assert (
-        accepted
-        and accepted[0]["report_id"] == rid
-        and accepted[0]["source_system"] == system_for(H)
-    )
+    assert accepted and accepted[0]["report_id"] == rid and accepted[0]["source_system"] == system_for(H)
     assert accepted[0]["service"] == "adapter-hospital"
     refused = [x for x in lines if x.get("event") == "request refused"]
     assert refused and "subjects.0.age" in refused[0]["fields"]
@@ -462,9 +431,7 @@ def test_stamped_event_is_exactly_what_make_report_gives(make_client, source):
     for body in submissions(source):
         sub = SUBMISSION_MODELS[source].model_validate(body)
         rid, now = uuid7(), datetime.now(UTC)
-        reference = make_report(
-            sub, source=source, report_id=rid, source_system="sys-1", received_at=now
-        )
+        reference = make_report(sub, source=source, report_id=rid, source_system="sys-1", received_at=now)
         assert dump_event(rt.stamp(sub, rid, "sys-1", now)) == dump_event(reference)
         assert parse_report(dump_event(rt.stamp(sub, rid, "sys-1", now))) == reference
 
@@ -481,9 +448,7 @@ def test_stamped_event_equals_make_report_for_generated_submissions(make_client)
 
     runtimes = {}
 
-    @settings(
-        max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(generated())
     def check(drawn):
         source, data = drawn
@@ -491,9 +456,7 @@ def test_stamped_event_equals_make_report_for_generated_submissions(make_client)
             runtimes[source] = make_client(source).app.state.adapter
         sub = SUBMISSION_MODELS[source].model_validate_json(json.dumps(data))
         rid, now = uuid7(), datetime.now(UTC)
-        reference = dump_event(
-            make_report(sub, source=source, report_id=rid, source_system="s-1", received_at=now)
-        )
+        reference = dump_event(make_report(sub, source=source, report_id=rid, source_system="s-1", received_at=now))
         assert dump_event(runtimes[source].stamp(sub, rid, "s-1", now)) == reference
 
     check()
@@ -521,9 +484,7 @@ def test_pruning_through_the_runtime(make_client):
     client = make_client(sent_retention_s=0)
     rt = client.app.state.adapter
     rid = post(client, submission(H, "prune-1")).json()["report_id"]
-    rt.outbox.mark_sent(
-        [p.seq for p in rt.outbox.fetch_unsent(10)], sent_ms=rt.outbox.clock_ms() - 1
-    ).result(5)
+    rt.outbox.mark_sent([p.seq for p in rt.outbox.fetch_unsent(10)], sent_ms=rt.outbox.clock_ms() - 1).result(5)
     assert rt.prune_once() == (1, 0)
     assert client.get(f"/v1/reports/{rid}", headers=auth(H)).json()["published"] is True
     assert post(client, submission(H, "prune-1")).json()["duplicate"] is True

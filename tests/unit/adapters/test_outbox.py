@@ -19,13 +19,9 @@ from services.common.ids import uuid7
 REPO = Path(__file__).resolve().parents[3]
 
 
-def intake(
-    ref: str, system: str = "sys-a", key: str | None = None, payload: bytes | None = None
-) -> Intake:
+def intake(ref: str, system: str = "sys-a", key: str | None = None, payload: bytes | None = None) -> Intake:
     rid = uuid7()
-    return Intake(
-        rid, system, ref, key, "2026-01-01T00:00:00Z", payload or f'{{"id":"{rid}"}}'.encode()
-    )
+    return Intake(rid, system, ref, key, "2026-01-01T00:00:00Z", payload or f'{{"id":"{rid}"}}'.encode())
 
 
 @pytest.fixture
@@ -177,13 +173,10 @@ def test_group_commits_answer_exactly_as_one_request_at_a_time(tmp_path_factory,
         for g, w in zip(got, want, strict=True):
             assert len(g) == len(w) and all(same(x, y) for x, y in zip(g, w, strict=True)), (g, w)
         for query in (
-            "SELECT report_id, source_system, source_ref, idempotency_key FROM receipts "
-            "ORDER BY report_id",
+            "SELECT report_id, source_system, source_ref, idempotency_key FROM receipts ORDER BY report_id",
             "SELECT report_id, payload FROM outbox ORDER BY seq",
         ):
-            assert grouped._reader().execute(query).fetchall() == alone._reader().execute(
-                query
-            ).fetchall()
+            assert grouped._reader().execute(query).fetchall() == alone._reader().execute(query).fetchall()
         assert grouped.backlog == alone.backlog
     finally:
         grouped.close()
@@ -250,9 +243,7 @@ def test_prune_keeps_unsent_reports_and_young_receipts(tmp_path):
         box.mark_sent([box.fetch_unsent(1)[0].seq], sent_ms=now[0]).result(10)
         now[0] += 10_000
         young = store(box, intake("young"))[0]
-        outbox_rows, receipts = box.prune(
-            sent_before_ms=now[0] - 5_000, receipts_before_ms=now[0] - 5_000
-        ).result(10)
+        outbox_rows, receipts = box.prune(sent_before_ms=now[0] - 5_000, receipts_before_ms=now[0] - 5_000).result(10)
         assert (outbox_rows, receipts) == (1, 1)
         assert {p.report_id for p in box.fetch_unsent(10)} == {
             old_unsent.report_id,
@@ -292,9 +283,7 @@ def test_submit_async_settles_on_the_loop(outbox):
     import asyncio
 
     async def main():
-        results = await asyncio.gather(
-            *(outbox.submit_async([intake(f"as-{i % 5}")]) for i in range(20))
-        )
+        results = await asyncio.gather(*(outbox.submit_async([intake(f"as-{i % 5}")]) for i in range(20)))
         return [r[0] for r in results]
 
     results = asyncio.run(main())

@@ -54,8 +54,13 @@ def police_referral():
 
 @pytest.fixture
 def inbox(tmp_path, police_referral):
-    box = DepartmentInbox(KafkaSettings(bootstrap="127.0.0.1:1"), TopicSettings(prefix="u"), "police",
-                          store=tmp_path / "inbox.sqlite3", user="officer.1")
+    box = DepartmentInbox(
+        KafkaSettings(bootstrap="127.0.0.1:1"),
+        TopicSettings(prefix="u"),
+        "police",
+        store=tmp_path / "inbox.sqlite3",
+        user="officer.1",
+    )
     with box.store.transaction() as db:
         box.store.add(db, police_referral)
     box._producer = RecordingProducer()
@@ -63,18 +68,21 @@ def inbox(tmp_path, police_referral):
     box.close()
 
 
-@pytest.mark.parametrize(("current", "new", "owner", "reason"), [
-    ("routed", "received", None, None),
-    ("received", "received", None, None),           # repeated: idempotent
-    ("routed", "accepted", "a.1", None),            # accepting implies receipt
-    ("received", "accepted", None, "case_owner_required"),
-    ("accepted", "received", None, "stage_backwards"),
-    ("accepted", "declined", None, "stage_backwards"),
-    ("received", "completed", None, "not_accepted"),
-    ("declined", "accepted", "a.1", "referral_closed"),
-    ("completed", "declined", None, "referral_closed"),
-    ("accepted", "completed", None, None),
-])
+@pytest.mark.parametrize(
+    ("current", "new", "owner", "reason"),
+    [
+        ("routed", "received", None, None),
+        ("received", "received", None, None),  # repeated: idempotent
+        ("routed", "accepted", "a.1", None),  # accepting implies receipt
+        ("received", "accepted", None, "case_owner_required"),
+        ("accepted", "received", None, "stage_backwards"),
+        ("accepted", "declined", None, "stage_backwards"),
+        ("received", "completed", None, "not_accepted"),
+        ("declined", "accepted", "a.1", "referral_closed"),
+        ("completed", "declined", None, "referral_closed"),
+        ("accepted", "completed", None, None),
+    ],
+)
 def test_ack_refusal_table(current, new, owner, reason):
     refusal = ack_refusal(current, new, case_owner_required=True, case_owner=owner)
     assert (refusal.reason if refusal else None) == reason
@@ -132,5 +140,10 @@ def test_a_redelivered_referral_is_stored_once(inbox, police_referral):
 
 def test_user_must_be_a_staff_id(tmp_path):
     with pytest.raises(InboxError, match="not a staff id"):
-        DepartmentInbox(KafkaSettings(bootstrap="127.0.0.1:1"), TopicSettings(prefix="u"), "police",
-                        store=tmp_path / "x.sqlite3", user="Zhang San")
+        DepartmentInbox(
+            KafkaSettings(bootstrap="127.0.0.1:1"),
+            TopicSettings(prefix="u"),
+            "police",
+            store=tmp_path / "x.sqlite3",
+            user="Zhang San",
+        )

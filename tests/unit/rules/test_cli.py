@@ -21,8 +21,13 @@ def test_check_ok_prints_a_summary():
 
 
 def test_check_broken_file_names_line_and_reason(tmp_path):
-    text = (REPO / "routing_rules.toml").read_text().replace('{ department = "transport", role = "cooperating" }',
-                                                            '{ department = "trains", role = "cooperating" }')
+    text = (
+        (REPO / "routing_rules.toml")
+        .read_text()
+        .replace(
+            '{ department = "transport", role = "cooperating" }', '{ department = "trains", role = "cooperating" }'
+        )
+    )
     bad = tmp_path / "rules.toml"
     bad.write_text(text)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if '"trains"' in t)

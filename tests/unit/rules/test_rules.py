@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 RULES = load_rules(REPO / "routing_rules.toml")
 REPORTS = load_examples("v1", "reports")
 
-HEAD = dedent('''
+HEAD = dedent("""
     version = "t1"
     always_shared = ["report_id", "source", "category"]
     anonymise = ["subjects.name", "narrative"]
@@ -59,7 +59,7 @@ HEAD = dedent('''
     name_zh = "人社"
     name_en = "HRSS"
     fields = ["subjects.name", "narrative"]
-''')
+""")
 
 
 def rules_with(tree: str):
@@ -70,7 +70,7 @@ def facts(source="school", category="other", urgency="normal", **kw):
     return Facts(Source(source), category, urgency, **kw)
 
 
-TREE = '''
+TREE = """
     [route]
     name = "root"
     recipients = [{ department = "police", role = "lead" }]
@@ -101,7 +101,7 @@ TREE = '''
     name = "never"
     match.any_minor = true
     recipients = [{ department = "joint_meeting", role = "lead" }]
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -112,11 +112,19 @@ TREE = '''
         # first matching child stops the siblings (no continue)
         (facts("school", "other", any_minor=True), {"education": "lead"}, [("root", "school")], "normal"),
         # a matching grandchild adds to its parent and raises the priority
-        (facts("school", "school_dropout_risk"), {"education": "lead", "hrss": "cooperating"},
-         [("root", "school"), ("root", "school", "dropout")], "high"),
+        (
+            facts("school", "school_dropout_risk"),
+            {"education": "lead", "hrss": "cooperating"},
+            [("root", "school"), ("root", "school", "dropout")],
+            "high",
+        ),
         # continue = true lets the next sibling match too
-        (facts("labour", "child_labour", any_minor=True), {"hrss": "lead", "education": "lead"},
-         [("root", "labour"), ("root", "minors")], "normal"),
+        (
+            facts("labour", "child_labour", any_minor=True),
+            {"hrss": "lead", "education": "lead"},
+            [("root", "labour"), ("root", "minors")],
+            "normal",
+        ),
         (facts("labour", "child_labour"), {"hrss": "lead"}, [("root", "labour")], "normal"),
         # the reporter's urgency is kept when higher than the rules'
         (facts("hospital", "other", "critical"), {"police": "lead"}, [("root",)], "critical"),
@@ -132,7 +140,7 @@ def test_routing_tree_semantics(case, expected, paths, priority):
 
 
 def test_lead_wins_over_cooperating_for_the_same_department():
-    rules = rules_with('''
+    rules = rules_with("""
         [route]
         name = "root"
         recipients = [{ department = "police", role = "lead" }]
@@ -143,7 +151,7 @@ def test_lead_wins_over_cooperating_for_the_same_department():
         [[route.routes]]
         name = "b"
         recipients = [{ department = "police", role = "lead" }]
-    ''')
+    """)
     from services.rules.engine import evaluate
 
     result = evaluate(rules.root, facts())
@@ -154,20 +162,29 @@ def test_lead_wins_over_cooperating_for_the_same_department():
 @pytest.mark.parametrize(
     "tree, line, message",
     [
-        ('''
+        (
+            """
         [route]
         name = "root"
         recipients = [{ department = "police", role = "lead" }]
         [[route.routes]]
         name = "x"
         recipients = [{ department = "polise", role = "lead" }]
-        ''', 46, "unknown department 'polise'"),
-        ('''
+        """,
+            46,
+            "unknown department 'polise'",
+        ),
+        (
+            """
         [route]
         name = "root"
         recipients = [{ department = "police", role = "cooperating" }]
-        ''', 43, "lead recipient"),
-        ('''
+        """,
+            43,
+            "lead recipient",
+        ),
+        (
+            """
         [route]
         name = "root"
         recipients = [{ department = "police", role = "lead" }]
@@ -175,8 +192,12 @@ def test_lead_wins_over_cooperating_for_the_same_department():
         name = "x"
         match.category = ["kidnapping"]
         recipients = [{ department = "police", role = "lead" }]
-        ''', 46, "category"),
-        ('''
+        """,
+            46,
+            "category",
+        ),
+        (
+            """
         [route]
         name = "root"
         recipients = [{ department = "police", role = "lead" }]
@@ -184,14 +205,22 @@ def test_lead_wins_over_cooperating_for_the_same_department():
         name = "edu-only"
         match.category = ["other"]
         recipients = [{ department = "education", role = "cooperating" }]
-        ''', None, "can reach no lead department"),
-        ('''
+        """,
+            None,
+            "can reach no lead department",
+        ),
+        (
+            """
         [route]
         name = "root"
         match.source = ["school"]
         recipients = [{ department = "police", role = "lead" }]
-        ''', None, "give it no matchers"),
-        ('''
+        """,
+            None,
+            "give it no matchers",
+        ),
+        (
+            """
         [route]
         name = "root"
         recipients = [{ department = "police", role = "lead" }]
@@ -199,7 +228,10 @@ def test_lead_wins_over_cooperating_for_the_same_department():
         name = "dup"
         [[route.routes]]
         name = "dup"
-        ''', None, "same name"),
+        """,
+            None,
+            "same name",
+        ),
     ],
 )
 def test_bad_rules_are_rejected_with_line_and_reason(tree, line, message):
@@ -214,8 +246,10 @@ def test_bad_rules_are_rejected_with_line_and_reason(tree, line, message):
 @pytest.mark.parametrize(
     "patch, message",
     [
-        (('fields = ["subjects.age_band", "details.*"]', 'fields = ["subjects.shoe_size"]'),
-         "unknown field 'subjects.shoe_size'"),
+        (
+            ('fields = ["subjects.age_band", "details.*"]', 'fields = ["subjects.shoe_size"]'),
+            "unknown field 'subjects.shoe_size'",
+        ),
         (('fields = ["subjects.age_band", "details.*"]', 'fields = ["@nope"]'), "unknown field set '@nope'"),
         (('calendar = "office"', 'calendar = "weekends"'), "unknown calendar 'weekends'"),
         (('to = "joint_meeting" }', 'to = "mayor" }'), "unknown department in target 'mayor'"),
@@ -244,8 +278,9 @@ def test_non_police_department_may_not_see_dna_named_fields(monkeypatch):
 
     known = redaction.all_paths() | {"subjects.dna_sample_ref"}
     monkeypatch.setattr(redaction, "all_paths", lambda: known)
-    text = (HEAD + dedent(TREE)).replace('fields = ["subjects.name", "narrative"]',
-                                         'fields = ["subjects.name", "subjects.dna_sample_ref"]')
+    text = (HEAD + dedent(TREE)).replace(
+        'fields = ["subjects.name", "narrative"]', 'fields = ["subjects.name", "subjects.dna_sample_ref"]'
+    )
     with pytest.raises(RulesError, match="DNA/biometric fields are for the police only, not 'hrss'"):
         parse_rules(text, "inline.toml")
 
@@ -265,8 +300,13 @@ def test_need_to_know_holds_for_every_department(case):
     from services.rules.redaction import _tree, project
 
     source, data = case
-    report = make_report(SUBMISSION_MODELS[source].model_validate(data), source=source, report_id=uuid7(),
-                         source_system="sys-1", received_at=datetime.now(UTC))
+    report = make_report(
+        SUBMISSION_MODELS[source].model_validate(data),
+        source=source,
+        report_id=uuid7(),
+        source_system="sys-1",
+        received_at=datetime.now(UTC),
+    )
     plan = RULES.plan(report, datetime.now(UTC))
     assert any(r.role == Role.lead for r in plan.referrals)
     for department in RULES.departments:
@@ -300,7 +340,8 @@ def _paths(data, prefix=""):
 
 def _containers(fields):
     return {".".join(f.split(".")[:i]) for f in fields for i in range(1, f.count(".") + 1)} | {
-        p for f in fields for p in _expand_children(f)}
+        p for f in fields for p in _expand_children(f)
+    }
 
 
 def _expand_children(field):

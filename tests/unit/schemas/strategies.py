@@ -32,9 +32,9 @@ CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 def text(max_size: int = 60) -> st.SearchStrategy[str]:
     """Free text in any script, never blank (the models trim whitespace)."""
-    return st.text(
-        st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size
-    ).filter(lambda s: s.strip() != "")
+    return st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size).filter(
+        lambda s: s.strip() != ""
+    )
 
 
 def optional(strategy: st.SearchStrategy) -> st.SearchStrategy:
@@ -69,9 +69,7 @@ phones = st.from_regex(r"\A\+?[0-9]{5,15}\Z")
 @st.composite
 def locations(draw) -> dict:
     location: dict = {}
-    district = draw(
-        optional(st.sampled_from(["120118", "120116", "130100"]) | st.from_regex(r"\A[0-9]{6}\Z"))
-    )
+    district = draw(optional(st.sampled_from(["120118", "120116", "130100"]) | st.from_regex(r"\A[0-9]{6}\Z")))
     if district is not None:
         location["district_code"] = district
         township = draw(optional(st.from_regex(r"\A[0-9]{3}\Z")))
@@ -145,9 +143,7 @@ def attachments(draw) -> dict:
             )
         )
         + draw(st.from_regex(r"\A[a-z0-9_/-]{1,40}\Z")),
-        "media_type": draw(
-            st.sampled_from(["application/pdf", "image/jpeg", "audio/mpeg", "video/mp4"])
-        ),
+        "media_type": draw(st.sampled_from(["application/pdf", "image/jpeg", "audio/mpeg", "video/mp4"])),
         "kind": draw(enum_value(AttachmentKind)),
     }
     if draw(st.booleans()):
@@ -253,9 +249,7 @@ def marriage_details(draw, people: list[dict]) -> dict:
             "application_ref": text(64),
             "party_nationalities": st.lists(st.sampled_from(COUNTRIES), max_size=2),
             "intermediary_agency": text(200),
-            "document_anomalies": st.lists(
-                enum_value(DocumentAnomaly), unique=True, max_size=len(DocumentAnomaly)
-            ),
+            "document_anomalies": st.lists(enum_value(DocumentAnomaly), unique=True, max_size=len(DocumentAnomaly)),
             "interpreter_present": st.booleans(),
             "interpreter_is_intermediary": st.booleans(),
         },
@@ -304,9 +298,7 @@ def submissions(draw, source: Source | None = None) -> tuple[Source, dict]:
     for _ in range(draw(st.integers(0, 3))):
         people.append(draw(subjects(minor=False if consent == Consent.refused else None)))
     if category in NO_VICTIM_NEEDED and draw(st.booleans()):
-        people[0]["role"] = draw(
-            st.sampled_from([SubjectRole.suspect, SubjectRole.buyer, SubjectRole.other])
-        ).value
+        people[0]["role"] = draw(st.sampled_from([SubjectRole.suspect, SubjectRole.buyer, SubjectRole.other])).value
     data: dict = {
         "source_ref": draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:/-]{0,40}\Z")),
         "reported_at": draw(aware_datetimes()),

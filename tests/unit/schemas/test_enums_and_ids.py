@@ -159,9 +159,7 @@ def test_derived_ids_differ_by_every_input():
 def test_ack_id_is_derived_when_absent_and_stable():
     data = {k: v for k, v in load_examples("v1", "events")["ack-accepted"].items() if k != "ack_id"}
     ack = Ack.model_validate(data)
-    assert (
-        ack.ack_id == ack_id_for(data["referral_id"], "accepted") == Ack.model_validate(data).ack_id
-    )
+    assert ack.ack_id == ack_id_for(data["referral_id"], "accepted") == Ack.model_validate(data).ack_id
     assert Ack.model_validate({**data, "ack_id": None}).ack_id == ack.ack_id
 
 
@@ -200,7 +198,5 @@ def test_dead_letter_keeps_the_bytes_and_its_summary_shows_none_of_them():
 def test_report_status_newer_than_compares_seq_of_the_same_report():
     status = ReportStatus.model_validate(load_examples("v1", "events")["report-status"])
     later = status.model_copy(update={"seq": status.seq + 1})
-    assert (
-        later.newer_than(status) and not status.newer_than(later) and not status.newer_than(status)
-    )
+    assert later.newer_than(status) and not status.newer_than(later) and not status.newer_than(status)
     assert status.newer_than(None)

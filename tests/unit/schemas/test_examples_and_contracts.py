@@ -137,23 +137,17 @@ def test_committed_contracts_are_current(tmp_path):
     assert written, "export wrote nothing"
     rels = sorted(p.relative_to(tmp_path).as_posix() for p in written)
     stale = [
-        rel
-        for rel in rels
-        if not (HERE / rel).exists() or (HERE / rel).read_bytes() != (tmp_path / rel).read_bytes()
+        rel for rel in rels if not (HERE / rel).exists() or (HERE / rel).read_bytes() != (tmp_path / rel).read_bytes()
     ]
     extra = sorted(
-        f"{JSON_DIR}/{p.name}"
-        for p in (HERE / JSON_DIR).glob("*.json")
-        if f"{JSON_DIR}/{p.name}" not in rels
+        f"{JSON_DIR}/{p.name}" for p in (HERE / JSON_DIR).glob("*.json") if f"{JSON_DIR}/{p.name}" not in rels
     )
     assert not stale and not extra, (
         f"published contracts are out of date (stale {stale}, extra {extra}): "
         "run `python -m schemas.export` (or `cluebus schemas export`) "
         "and commit schemas/json and schemas/asyncapi.yaml"
     )
-    assert set(models_by_file()) == {
-        rel.split("/")[1][:-5] for rel in rels if rel.startswith(f"{JSON_DIR}/")
-    }
+    assert set(models_by_file()) == {rel.split("/")[1][:-5] for rel in rels if rel.startswith(f"{JSON_DIR}/")}
 
 
 def test_export_is_deterministic_and_removes_stale_files(tmp_path):
@@ -164,9 +158,7 @@ def test_export_is_deterministic_and_removes_stale_files(tmp_path):
     assert Path(JSON_DIR) / "old-model.json" not in first
     assert render() == render()
     export(tmp_path)
-    assert first == {
-        p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
-    }
+    assert first == {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
 
 def test_module_entry_point_exports(tmp_path):
@@ -213,18 +205,14 @@ def test_asyncapi_names_every_topic():
         t.deadletter,
         t.tracker_ticks,
     }
-    referrals = next(
-        c for c in doc["channels"].values() if c["address"] == "cluebus.referrals.{department}"
-    )
+    referrals = next(c for c in doc["channels"].values() if c["address"] == "cluebus.referrals.{department}")
     assert set(referrals["parameters"]) == {"department"}
 
 
 def test_asyncapi_every_channel_has_a_sender_and_a_receiver_and_refs_resolve():
     doc = asyncapi()
     for name, channel in doc["channels"].items():
-        ops = [
-            op for op in doc["operations"].values() if op["channel"]["$ref"] == f"#/channels/{name}"
-        ]
+        ops = [op for op in doc["operations"].values() if op["channel"]["$ref"] == f"#/channels/{name}"]
         assert {op["action"] for op in ops} == {"send", "receive"}, name
         for message in channel["messages"].values():
             resolved = _resolve(doc, message["$ref"])

@@ -34,9 +34,7 @@ FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 
 @cache
 def validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(
-        json.loads((HERE / JSON_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    )
+    return jsonschema.Draft202012Validator(json.loads((HERE / JSON_DIR / f"{name}.json").read_text(encoding="utf-8")))
 
 
 def _paths(data, prefix: str = "") -> set[str]:
@@ -77,9 +75,7 @@ def test_generated_submissions_validate_round_trip_and_become_reports(case):
     # The registry knows every key a real report carries (redaction relies on it).
     assert _paths(as_json) <= field_paths(REPORT_MODELS[source])
     # Nothing from the submission is lost or altered by stamping the envelope.
-    assert {k: v for k, v in as_json.items() if k not in ENVELOPE_FIELDS} == json.loads(
-        submission.model_dump_json()
-    )
+    assert {k: v for k, v in as_json.items() if k not in ENVELOPE_FIELDS} == json.loads(submission.model_dump_json())
 
 
 DNA_KEYS = st.sampled_from(
@@ -99,9 +95,7 @@ DNA_KEYS = st.sampled_from(
 
 
 @FAST
-@given(
-    submissions(), DNA_KEYS, st.sampled_from(["", "subjects.0", "details", "reporter", "location"])
-)
+@given(submissions(), DNA_KEYS, st.sampled_from(["", "subjects.0", "details", "reporter", "location"]))
 def test_a_dna_like_key_anywhere_is_rejected_with_the_legal_reason(case, key, where):
     source, data = case
     data = copy.deepcopy(data)
@@ -113,8 +107,7 @@ def test_a_dna_like_key_anywhere_is_rejected_with_the_legal_reason(case, key, wh
     with pytest.raises(ValidationError) as err:
         SUBMISSION_MODELS[source].model_validate(data)
     assert [e["msg"] for e in err.value.errors()] == [
-        "Value error, DNA and biometric data may only be collected by the police "
-        f"(field '{path}'); do not send it"
+        f"Value error, DNA and biometric data may only be collected by the police (field '{path}'); do not send it"
     ]
 
 

@@ -57,9 +57,7 @@ PER_SOURCE = {
 def test_sensitive_fields_of_each_report_are_exactly_these(source):
     expected = COMMON | PER_SOURCE[source]
     assert sensitive_fields(REPORT_MODELS[source]) == expected
-    assert (
-        sensitive_fields(SUBMISSION_MODELS[source]) == expected
-    )  # the envelope holds nothing personal
+    assert sensitive_fields(SUBMISSION_MODELS[source]) == expected  # the envelope holds nothing personal
 
 
 def test_event_marks():
@@ -83,9 +81,13 @@ def test_field_paths_hold_containers_and_leaves_without_indexes():
     assert not [p for p in paths if any(part.isdigit() for part in p.split("."))]
     assert "details.employer_name" not in paths
     assert "details.employer_name" in field_paths(REPORT_MODELS[Source.labour])
-    assert field_paths(SUBMISSION_MODELS[Source.school]) == field_paths(
-        REPORT_MODELS[Source.school]
-    ) - {"schema_version", "report_id", "source", "source_system", "received_at"}
+    assert field_paths(SUBMISSION_MODELS[Source.school]) == field_paths(REPORT_MODELS[Source.school]) - {
+        "schema_version",
+        "report_id",
+        "source",
+        "source_system",
+        "received_at",
+    }
 
 
 def test_registry_is_cached_and_callers_cannot_corrupt_it():

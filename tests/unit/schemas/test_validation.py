@@ -69,9 +69,7 @@ def errors(exc: ValidationError, strip_tag: bool = False) -> list[tuple[str, str
 
 def assert_rejected(exc: ValidationError, loc: str, fragment: str, strip_tag: bool = False) -> None:
     found = errors(exc, strip_tag)
-    assert any(at == loc and fragment in m for at, m in found), (
-        f"want {loc!r} ~ {fragment!r}, got {found}"
-    )
+    assert any(at == loc and fragment in m for at, m in found), f"want {loc!r} ~ {fragment!r}, got {found}"
 
 
 ADULT = {"role": "victim", "sex": "female", "age": 30}
@@ -387,9 +385,7 @@ INVALID_REPORTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "path, value, loc, fragment", INVALID_REPORTS, ids=[r[0] for r in INVALID_REPORTS]
-)
+@pytest.mark.parametrize("path, value, loc, fragment", INVALID_REPORTS, ids=[r[0] for r in INVALID_REPORTS])
 def test_invalid_report_is_rejected_naming_the_field(path, value, loc, fragment):
     data = mutate(copy.deepcopy(REPORTS["school-missing_child"]), path, value)
     with pytest.raises(ValidationError) as err:
@@ -405,9 +401,7 @@ def test_report_with_an_unknown_source_names_the_discriminator():
 
 
 def test_report_body_is_checked_against_its_own_source():
-    data = dict(
-        REPORTS["school-missing_child"], source="hospital"
-    )  # school details under the hospital tag
+    data = dict(REPORTS["school-missing_child"], source="hospital")  # school details under the hospital tag
     with pytest.raises(ValidationError) as err:
         parse_report(json.dumps(data))
     assert_rejected(err.value, "details.encounter_type", "Field required", strip_tag=True)
@@ -581,9 +575,7 @@ def test_unknown_age_satisfies_a_child_category():
 
 def test_make_report_takes_only_the_submission_of_its_own_sector():
     venue = SUBMISSION_MODELS[Source.venue].model_validate(submission("venue-minor_in_venue"))
-    kwargs = dict(
-        report_id="019aa0f2-0001-7000-8000-000000000001", source_system="x-sys", received_at=NOW
-    )
+    kwargs = dict(report_id="019aa0f2-0001-7000-8000-000000000001", source_system="x-sys", received_at=NOW)
     with pytest.raises(TypeError, match="hospital report needs a HospitalSubmission"):
         make_report(venue, source=Source.hospital, **kwargs)
     report = make_report(venue, source="venue", **kwargs)
@@ -595,8 +587,6 @@ def test_make_report_takes_only_the_submission_of_its_own_sector():
 
 def test_parse_submission_accepts_bytes_and_objects_and_picks_the_model_by_sector():
     data = submission("labour-forced_labour")
-    assert parse_submission("labour", json.dumps(data).encode()) == parse_submission(
-        Source.labour, data
-    )
+    assert parse_submission("labour", json.dumps(data).encode()) == parse_submission(Source.labour, data)
     with pytest.raises(ValidationError, match="employer_name"):
         parse_submission("venue", data)  # the sector decides the model, not the body

@@ -21,10 +21,14 @@ RULES_TEXT = (REPO / "routing_rules.toml").read_text()
 for prio in ("critical", "high", "normal"):
     RULES_TEXT = RULES_TEXT.replace(f"[defaults.clocks.{prio}]\n", f"[defaults.clocks.{prio}]\n# test\n")
 RULES = parse_rules(
-    RULES_TEXT.replace('received = "15m"', 'received = "60s"').replace('decided = "1h"', 'decided = "120s"')
-    .replace('received = "1h"', 'received = "60s"').replace('decided = "4h"', 'decided = "120s"')
-    .replace('received = "4h"', 'received = "60s"').replace('decided = "1d"', 'decided = "120s"')
-    .replace('received = "5m"', 'received = "60s"').replace('decided = "15m"', 'decided = "120s"'),
+    RULES_TEXT.replace('received = "15m"', 'received = "60s"')
+    .replace('decided = "1h"', 'decided = "120s"')
+    .replace('received = "1h"', 'received = "60s"')
+    .replace('decided = "4h"', 'decided = "120s"')
+    .replace('received = "4h"', 'received = "60s"')
+    .replace('decided = "1d"', 'decided = "120s"')
+    .replace('received = "5m"', 'received = "60s"')
+    .replace('decided = "15m"', 'decided = "120s"'),
     "test-rules.toml",
 )
 T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
@@ -41,8 +45,15 @@ def decision_for(name: str, routed_at: datetime = T0) -> RoutingDecision:
 
 def ack(decision: RoutingDecision, department: str, stage: str, at: datetime, **extra) -> Ack:
     recipient = next(r for r in decision.recipients if r.department == department)
-    fields = {"referral_id": recipient.referral_id, "report_id": decision.report_id,
-              "department": department, "stage": stage, "by": "staff.1", "at": at.isoformat(), **extra}
+    fields = {
+        "referral_id": recipient.referral_id,
+        "report_id": decision.report_id,
+        "department": department,
+        "stage": stage,
+        "by": "staff.1",
+        "at": at.isoformat(),
+        **extra,
+    }
     return Ack.model_validate(fields)
 
 
@@ -81,8 +92,11 @@ def test_lifecycle_records_each_stage_once(tracker):
 
     out = tracker.on_ack(track, ack(decision, "police", "accepted", T0 + timedelta(seconds=30)), epoch(T0) + 30)
     assert out.status.seq == 2
-    out = tracker.on_ack(track, ack(decision, "police", "completed", T0 + timedelta(days=2),
-                                    outcome_code="case_opened", outcome="x"), epoch(T0 + timedelta(days=2)))
+    out = tracker.on_ack(
+        track,
+        ack(decision, "police", "completed", T0 + timedelta(days=2), outcome_code="case_opened", outcome="x"),
+        epoch(T0 + timedelta(days=2)),
+    )
     police = {d.department: d for d in out.status.departments}["police"]
     assert police.stage.value == "completed" and police.outcome_code.value == "case_opened"
     assert track.closed_at is None  # the other departments are still open
@@ -134,11 +148,13 @@ def test_unknown_and_misdirected_acknowledgements(tracker):
 def test_lead_decline_escalates_at_once_cooperating_decline_does_not(tracker):
     decision = decision_for("hospital-suspected_trafficking_woman")
     track = tracker.on_decision(None, decision, 0, epoch(T0)).track
-    out = tracker.on_ack(track, ack(decision, "womens_federation", "declined", T0, reason_code="not_in_remit",
-                                    reason="x"), epoch(T0))
+    out = tracker.on_ack(
+        track, ack(decision, "womens_federation", "declined", T0, reason_code="not_in_remit", reason="x"), epoch(T0)
+    )
     assert not out.escalations  # cooperating
-    out = tracker.on_ack(track, ack(decision, "police", "declined", T0, reason_code="handled_elsewhere",
-                                    reason="x"), epoch(T0))
+    out = tracker.on_ack(
+        track, ack(decision, "police", "declined", T0, reason_code="handled_elsewhere", reason="x"), epoch(T0)
+    )
     assert [(e.reason.value, e.target, e.level) for e in out.escalations] == [("declined_by_lead", "joint_meeting", 1)]
     assert {o.kind for o in out.observations} == {"decline", "escalation", "ack"}
 
@@ -155,7 +171,8 @@ def test_overdue_referral_escalates_level_by_level_then_repeats_then_stops(track
     first = tick(due + 1)
     police = [e for e in first.escalations if e.department == "police"]
     assert [(e.level, e.repeat, e.target, e.stage_overdue.value) for e in police] == [
-        (1, 0, "police.duty_supervisor", "received")]
+        (1, 0, "police.duty_supervisor", "received")
+    ]
     assert ("overdue", "police", "received") in {(o.kind, o.department, o.stage) for o in first.observations}
     assert not [e for e in tick(due + 29 * 60).escalations if e.department == "police"]
     second = [e for e in tick(due + 30 * 60 + 1).escalations if e.department == "police"]
@@ -167,10 +184,10 @@ def test_overdue_referral_escalates_level_by_level_then_repeats_then_stops(track
     ids = {e.escalation_id for e in police + second + third + repeat}
     assert len(ids) == 4
     # Acknowledged: the received clock stops escalating; the decided clock is next.
-    tracker.on_ack(track, ack(decision, "police", "received", T0 + timedelta(hours=3, minutes=2)),
-                   due + 3 * 3600 + 60)
-    assert not [e for e in tick(due + 5 * 3600).escalations
-                if e.department == "police" and e.stage_overdue.value == "received"]
+    tracker.on_ack(track, ack(decision, "police", "received", T0 + timedelta(hours=3, minutes=2)), due + 3 * 3600 + 60)
+    assert not [
+        e for e in tick(due + 5 * 3600).escalations if e.department == "police" and e.stage_overdue.value == "received"
+    ]
 
 
 def test_a_restart_never_repeats_a_level(tracker):
@@ -213,8 +230,9 @@ def test_a_closed_report_is_kept_for_the_retention_then_dropped(tracker):
     decision = decision_for("venue-other")
     track = tracker.on_decision(None, decision, 0, epoch(T0)).track
     for department in list(track.refs):
-        out = tracker.on_ack(track, ack(decision, department, "declined", T0, reason_code="other", reason="x"),
-                             epoch(T0))
+        out = tracker.on_ack(
+            track, ack(decision, department, "declined", T0, reason_code="other", reason="x"), epoch(T0)
+        )
     assert track.closed_at == epoch(T0) and out.next_check == epoch(T0) + 3600
     assert not tracker.on_tick(track, epoch(T0) + 3599).delete
     assert tracker.on_tick(track, epoch(T0) + 3600).delete
