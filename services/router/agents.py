@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from schemas import dump_event, parse_report
 from services.common.deadletter import dead_letter
-from services.common.faust_app import handled_events
 from services.common.logging import get_logger
+from services.common.streams.guard import guarded_agent
 from services.router.metrics import RouterMetrics
 from services.router.routing import route_report
 from services.router.topics import RouterTopics
@@ -120,18 +120,13 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
             fallback=out.decision.fallback,
         )
 
-    @app.agent(topics.reports, name="route-reports", concurrency=1)
-    async def route_reports(stream: Any) -> None:
-        async for event in handled_events(stream):
-            try:
-                await handle(event)
-            except Exception as exc:  # one bad message never blocks the rest
-                log.exception(
-                    "unexpected error; report dead-lettered",
-                    topic=event.message.topic,
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                )
-                await reject(event, "internal_error", exc)
+    async def on_error(event: Any, exc: Exception) -> None:
+        log.exception(
+            "unexpected error; report dead-lettered",
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+        )
+        await reject(event, "internal_error", exc)
 
-    return route_reports
+    return guarded_agent(app, topics.reports, name="route-reports", on_error=on_error)(handle)

@@ -31,7 +31,7 @@ def _load(path: Path | None):  # type: ignore[no-untyped-def]
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics (0: none).")
 def router_command(metrics_port: int | None) -> None:
     """Run the router (a faust worker). Stop it with SIGTERM; reload rules with SIGHUP."""
-    from services.common.faust_app import run_worker
+    from services.common.streams.worker import run_worker
     from services.router.app import create_router
     from services.router.settings import RouterSettings
 

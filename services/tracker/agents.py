@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from schemas import Ack, DeadLetter, RoutingDecision, dump_event
 from services.common.deadletter import dead_letter, describe_error
-from services.common.faust_app import handled_events
 from services.common.logging import get_logger
+from services.common.streams.guard import guarded_agent
 from services.tracker.index import DueIndex, Outstanding
 from services.tracker.metrics import TrackerMetrics
 from services.tracker.state import Outcome, Rejection, ReportTrack, Tracker
@@ -172,20 +172,17 @@ def register(
         if deliveries:
             await asyncio.gather(*deliveries)
 
-    @app.agent(topics.inputs, name="track-referrals", concurrency=1)
-    async def track_referrals(stream: Any) -> None:
-        async for event in handled_events(stream):
-            try:
-                await handle(event)
-            except Exception as exc:  # one bad input never stops the tracker
-                log.exception(
-                    "unexpected error; input dead-lettered",
-                    topic=event.message.topic,
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                )
-                error_type, error = describe_error(exc)
-                await reject_input(event.message, "internal_error", f"{error_type}: {error}")
+    async def on_error(event: Any, exc: Exception) -> None:  # one bad input never stops the tracker
+        log.exception(
+            "unexpected error; input dead-lettered",
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+        )
+        error_type, error = describe_error(exc)
+        await reject_input(event.message, "internal_error", f"{error_type}: {error}")
+
+    guarded_agent(app, topics.inputs, name="track-referrals", on_error=on_error)(handle)
 
 
 def register_clock(

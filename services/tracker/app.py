@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.faust_app import add_operations, make_app
 from services.common.settings import KafkaSettings, ServiceSettings, TopicSettings
+from services.common.streams.app import make_app
+from services.common.streams.operations import add_operations
 from services.rules.reload import RulesHolder
 from services.tracker import agents, tables
 from services.tracker.metrics import OutstandingCollector, TrackerMetrics

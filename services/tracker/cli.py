@@ -13,7 +13,7 @@ from services.common import settings as cfg
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics (0: none).")
 def tracker_command(metrics_port: int | None) -> None:
     """Run the tracker (a faust worker): acknowledgements, clocks, escalation, metrics."""
-    from services.common.faust_app import run_worker
+    from services.common.streams.worker import run_worker
     from services.tracker.app import create_tracker
     from services.tracker.settings import TrackerSettings
 

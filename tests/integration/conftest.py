@@ -43,11 +43,11 @@ def service_env(bus_env, rules_file, tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def services(tmp_path) -> Iterator:
-    """Start services with ``services(name, args, env)``; all are stopped at the end."""
+    """Start services with ``services(name, args, env[, program])``; all are stopped at the end."""
     started: list[Service] = []
 
-    def start(name: str, args: list[str], env: dict[str, str]) -> Service:
-        service = Service(name, args, env, tmp_path / "logs").start()
+    def start(name: str, args: list[str], env: dict[str, str], program: list[str] | None = None) -> Service:
+        service = Service(name, args, env, tmp_path / "logs", program).start()
         started.append(service)
         return service
 

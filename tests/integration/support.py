@@ -58,9 +58,12 @@ def wait_healthy(url: str, service: Service | None = None, timeout: float = 30.0
 class Service:
     """A cluebus service run as a real process, its output captured to a file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, program: list[str] | None = None
+    ) -> None:
         self.name = name
         self.args = args
+        self.program = program or [CLUEBUS]  # e.g. [sys.executable, "-m", "tests.…"] for a test-side harness
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -69,7 +72,7 @@ class Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
-            [CLUEBUS, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [*self.program, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         return self
 
@@ -204,3 +207,13 @@ def many_reports(n: int, names: tuple[str, ...] = ()) -> list[Any]:
         data["source_ref"] = f"load-{i}-{data['report_id'][:8]}"
         out.append(parse_report(json.dumps(data)))
     return out
+
+
+def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
+    """An adapter on ``port`` with the demo tokens and a relay that retries within a second."""
+    return {
+        **service_env,
+        "CLUEBUS_ADAPTER_PORT": str(port),
+        "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
+        "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+    }

@@ -8,8 +8,6 @@ can be replayed with ``CLUEBUS_FAULT_SEED``.
 from __future__ import annotations
 
 import json
-import os
-import random
 import threading
 import time
 from collections import Counter
@@ -25,14 +23,7 @@ from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
 from services.rules import load_rules
 
-from ..support import REPO, collect, free_port, free_port_pair, many_reports, wait_healthy
-
-
-@pytest.fixture
-def rng() -> random.Random:
-    seed = int(os.environ.get("CLUEBUS_FAULT_SEED") or random.SystemRandom().randrange(1 << 30))
-    print(f"\nfault seed {seed} (replay with CLUEBUS_FAULT_SEED={seed})")
-    return random.Random(seed)  # noqa: S311 - replayable test randomness, not security
+from ..support import REPO, adapter_env, collect, free_port, free_port_pair, many_reports, wait_healthy
 
 
 def expected_referrals(rules, reports) -> set[str]:  # type: ignore[no-untyped-def]
@@ -177,15 +168,6 @@ def _route_all(kafka: str, bus, rules_file: Path, intake: Intake, what: str) -> 
     ids = read_referrals(kafka, [bus.referral(d) for d in departments], expected, timeout=120)
     report_counts(what, intake.sent, len(intake.accepted), expected, ids)
     assert set(ids) >= expected, f"lost {len(expected - set(ids))} referrals of accepted reports"
-
-
-def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
-    return {
-        **service_env,
-        "CLUEBUS_ADAPTER_PORT": str(port),
-        "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
-        "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
-    }
 
 
 def test_adapter_killed_during_intake_loses_no_accepted_report(

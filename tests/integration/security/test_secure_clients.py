@@ -65,7 +65,7 @@ def test_aiokafka_round_trip_as_router(secure_bus):
 FAUST_APP = textwrap.dedent("""
     from pathlib import Path
     from services.common import settings as cfg
-    from services.common.faust_app import make_app
+    from services.common.streams.app import make_app
 
     topics = cfg.load(cfg.TopicSettings)
     names = topics.names

@@ -1,0 +1,118 @@
+"""The real router, run as a process, with one of faust's record-dropping windows forced open.
+
+Used by ``test_uncommitted_partitions.py`` (issue 20). faust drops records that aiokafka has
+already handed over (so aiokafka's fetch position is past them) in two places of
+``faust.transport.consumer.Consumer.getmany``:
+
+* ``flow``: the consumer's flow was stopped while a fetch was in flight -- what a rebalance
+  starting does (``on_rebalance_start`` -> ``stop_flow``). faust drops the whole batch and calls
+  ``perform_seek()``, which seeks every partition to its committed offset; aiokafka's
+  ``seek_to_committed`` leaves a partition *with no committed offset* where it is, so the
+  dropped records are skipped. Recovery later resumes the flow (and seeks once more).
+* ``generation``: the consumer generation changed while a batch was being handed out; faust
+  breaks off the batch and drops the rest.
+
+This module forces the chosen window for the first batch that holds report records, from the
+test side, by wrapping the consumer instance's own methods; nothing in the product knows about
+it. Everything else is the shipped router: rules, agent, guard, table, producer, real broker.
+
+Run: ``python -m tests.integration.router.drop_harness flow|generation [--auto-offset-reset X]``
+with the usual ``CLUEBUS_*`` environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from services.common import settings as cfg
+from services.common.logging import get_logger
+from services.common.streams.worker import run_worker
+from services.router.app import create_router
+from services.router.settings import RouterSettings
+
+log = get_logger("drop_harness")
+
+
+def _report_records(records: dict[Any, list[Any]]) -> dict[Any, list[int]]:
+    names = set(cfg.load(cfg.TopicSettings).names.reports())
+    return {tp: [r.offset for r in recs] for tp, recs in records.items() if tp.topic in names and recs}
+
+
+def open_flow_window(router: Any, resume_after_s: float) -> None:
+    consumer = router.app.consumer
+    original = consumer._getmany
+    state = {"done": False}
+
+    async def getmany(active_partitions: Any, timeout: float) -> Any:
+        records = await original(active_partitions, timeout)
+        if not state["done"]:
+            dropped = _report_records(records)
+            if dropped:
+                state["done"] = True
+                # A rebalance starts while this fetch is in flight: faust stops the flow.
+                consumer.stop_flow()
+                log.warning(
+                    "fault injected",
+                    window="flow",
+                    dropped={f"{tp.topic}:{tp.partition}": offs for tp, offs in dropped.items()},
+                )
+                asyncio.get_running_loop().call_later(resume_after_s, lambda: asyncio.ensure_future(recover()))
+        return records
+
+    async def recover() -> None:
+        # What faust's recovery does when the rebalance ends (tables/recovery.py).
+        await consumer.perform_seek()
+        consumer.resume_flow()
+        log.warning("fault recovered", window="flow")
+
+    consumer._getmany = getmany
+
+
+def open_generation_window(router: Any) -> None:
+    app = router.app
+    consumer = app.consumer
+    scheduler = consumer.scheduler
+    state = {"done": False}
+
+    class ChangingGeneration:
+        def iterate(self, records: Any) -> Any:
+            if not state["done"]:
+                dropped = _report_records(records)
+                if dropped:
+                    state["done"] = True
+                    log.warning(
+                        "fault injected",
+                        window="generation",
+                        dropped={f"{tp.topic}:{tp.partition}": offs for tp, offs in dropped.items()},
+                    )
+                    # The generation moves on before the first record is handed out.
+                    app.consumer_generation_id = app.consumer_generation_id + 1
+            return scheduler.iterate(records)
+
+    consumer.scheduler = ChangingGeneration()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("window", choices=["flow", "generation"])
+    parser.add_argument("--auto-offset-reset", default=None, choices=["earliest", "latest"])
+    parser.add_argument("--resume-after", type=float, default=1.0)
+    args = parser.parse_args()
+
+    service = cfg.load(cfg.ServiceSettings)
+    router = create_router(
+        cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service, cfg.load(RouterSettings, metrics_port=0)
+    )
+    if args.auto_offset_reset is not None:
+        router.app.conf.consumer_auto_offset_reset = args.auto_offset_reset
+    if args.window == "flow":
+        open_flow_window(router, args.resume_after)
+    else:
+        open_generation_window(router)
+    run_worker(router.app, service="router", log_level=service.log_level, log_format=service.log_format)
+
+
+if __name__ == "__main__":
+    main()

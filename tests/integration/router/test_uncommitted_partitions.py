@@ -1,0 +1,95 @@
+"""Issue 20: records fetched and dropped by faust before a partition's first commit are still routed.
+
+A chaos run lost four accepted reports for good: offsets 0-1 of two report partitions, the first
+records those partitions ever held, written while one router was dead and the next was starting.
+Cause (read from faust-streaming 0.15 and aiokafka 0.14): when faust drops records aiokafka has
+already handed over -- the flow stopped by a starting rebalance while a fetch was in flight, or
+the generation changing mid-batch -- it relies on ``perform_seek()`` to seek back to the
+committed offset; aiokafka's ``seek_to_committed`` does not move a partition that has no
+committed offset, so the fetch goes on after the dropped records, and the consumer guard took
+the first offset it saw after the seek as the head and committed past them.
+
+These tests open exactly those windows (``drop_harness.py``, from the test side) in the shipped
+router against the real broker, on partitions that hold records and have no committed offset
+for the router's group, with more records arriving while the router starts, and with the
+consumer's ``auto_offset_reset`` at cluebus's ``earliest`` and at Kafka's default ``latest``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from schemas import RoutingDecision
+
+from ..support import collect, many_reports, produce
+
+HARNESS = [sys.executable, "-m", "tests.integration.router.drop_harness"]
+
+
+def committed_and_ends(bootstrap: str, group: str, topics: list[str]) -> tuple[dict, dict]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = {tp: meta.offset for tp, meta in admin.list_group_offsets({group: None})[group].items()}
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        return committed, consumer.end_offsets(tps)
+    finally:
+        admin.close()
+        consumer.close()
+
+
+@pytest.mark.parametrize("reset", [None, "latest"], ids=["reset-earliest", "reset-latest"])
+@pytest.mark.parametrize("window", ["flow", "generation"])
+def test_reports_dropped_before_the_first_commit_are_routed(
+    kafka_bootstrap, bus, services, service_env, topic_settings, window, reset
+):
+    reports = many_reports(45)
+    before, during = reports[:30], reports[30:]
+
+    def send(batch) -> None:  # type: ignore[no-untyped-def]
+        produce(
+            kafka_bootstrap,
+            [(bus.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in batch],
+        )
+
+    send(before)  # partitions with records and no committed offset for the router's group
+    args = [window] + (["--auto-offset-reset", reset] if reset else [])
+    router = services("router", args, service_env, program=HARNESS)
+
+    def trickle() -> None:  # more records arrive while the router joins, recovers and starts
+        for r in during:
+            send([r])
+            time.sleep(0.2)
+
+    loader = threading.Thread(target=trickle)
+    loader.start()
+    injected = router.wait_for("fault injected", timeout=90)
+    loader.join()
+
+    wanted = {r.report_id for r in reports}
+    messages = collect(
+        kafka_bootstrap,
+        [bus.decisions],
+        done=lambda ms: {RoutingDecision.model_validate_json(m.value).report_id for m in ms} >= wanted,
+        timeout=45,
+    )
+    decided = {RoutingDecision.model_validate_json(m.value).report_id for m in messages}
+    committed, ends = committed_and_ends(kafka_bootstrap, bus.app_id("router"), bus.reports())
+    dropped = sum(map(len, injected["dropped"].values()))
+    shown = {f"{tp.topic.rsplit('.', 1)[-1]}:{tp.partition}": o for tp, o in sorted(committed.items())}
+    print(
+        f"\nwindow={window} reset={reset or 'earliest'} "
+        f"dropped={dropped} records on {len(injected['dropped'])} partitions "
+        f"accepted={len(wanted)} decided={len(decided & wanted)} lost={len(wanted - decided)} "
+        f"committed={shown}"
+    )
+    assert wanted - decided == set(), f"{len(wanted - decided)} accepted reports never routed"
+    # Every report partition with records is committed at most to its end, never past a report.
+    for tp, offset in committed.items():
+        if tp.topic in bus.reports():
+            assert offset <= ends[tp]
