@@ -141,6 +141,7 @@ SUBSYSTEM_MODULES = (
     "services.router.cli",
     "services.tracker.cli",
     "services.inbox.cli",
+    "services.reconciler.cli",
     "services.acl.cli",
     "services.demo",
 )

@@ -23,6 +23,7 @@ def test_every_cluebus_service_runs_a_real_command():
         "topics",
         "router",
         "tracker",
+        "reconciler",
         "adapter-hospital",
         "adapter-school",
         "adapter-labour",
@@ -38,11 +39,13 @@ def test_every_cluebus_service_runs_a_real_command():
 def test_environment_names_are_settings_the_services_read():
     from services.adapters.settings import AdapterSettings
     from services.common.settings import KafkaSettings, ServiceSettings, TopicSettings
+    from services.reconciler.settings import ReconcilerSettings
     from services.router.settings import RouterSettings
     from services.tracker.settings import TrackerSettings
 
     known = set()
-    for cls in (AdapterSettings, KafkaSettings, ServiceSettings, TopicSettings, RouterSettings, TrackerSettings):
+    classes = (AdapterSettings, KafkaSettings, ServiceSettings, TopicSettings, RouterSettings, TrackerSettings)
+    for cls in (*classes, ReconcilerSettings):
         prefix = cls.model_config["env_prefix"]
         known |= {f"{prefix}{field}".upper() for field in cls.model_fields}
     for name, service in CLUEBUS_SERVICES.items():
@@ -73,7 +76,7 @@ def test_compose_prometheus_config_is_valid_with_the_shipped_alerts(tmp_path: Pa
 
 def test_systemd_units_start_real_commands():
     units = sorted((REPO / "deploy/systemd").glob("*.service"))
-    assert len(units) == 3
+    assert len(units) == 4
     runner = CliRunner()
     for unit in units:
         (line,) = [x for x in unit.read_text().splitlines() if x.startswith("ExecStart=")]

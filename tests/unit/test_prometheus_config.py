@@ -26,6 +26,8 @@ ALERTS = {
     "CluebusAdapterKafkaDown",
     "CluebusTargetDown",
     "CluebusConsumerGuardBusy",
+    "CluebusReportsUnrouted",
+    "CluebusReconcilerStale",
 }
 METRIC = re.compile(r"cluebus_[a-z_]+")
 SUFFIXES = ("_bucket", "_sum", "_count")

@@ -1,0 +1,36 @@
+"""The reconciler's Prometheus metrics (label: the five sources only)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+
+class ReconcilerMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.unrouted = Gauge(
+            "cluebus_reports_unrouted",
+            "Published reports older than the grace period with no routing decision or dead letter, by source.",
+            ["source"],
+            registry=registry,
+        )
+        self.redriven = Counter(
+            "cluebus_reconciler_redriven_total",
+            "Unrouted reports published again to their report topic for the router, by source.",
+            ["source"],
+            registry=registry,
+        )
+        self.settled = Counter(
+            "cluebus_reconciler_reports_settled_total",
+            "Reports the reconciler matched with a routing decision or a dead letter.",
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "cluebus_reconciler_reports_waiting",
+            "Reports seen without an outcome yet (within the grace period or unrouted).",
+            registry=registry,
+        )
+        self.last_check = Gauge(
+            "cluebus_reconciler_last_check_timestamp_seconds",
+            "When the reconciler last compared published reports with decisions (caught up on both).",
+            registry=registry,
+        )
