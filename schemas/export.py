@@ -153,11 +153,16 @@ def _asyncapi() -> dict[str, Any]:
         operations[f"router.receiveReport.{s.value}"] = op(
             "receive", f"reports-{s.value}", "router", [f"{s.value}Report"]
         )
+        operations[f"reconciler.receiveReport.{s.value}"] = op(
+            "receive", f"reports-{s.value}", "reconciler", [f"{s.value}Report"], "published vs decided"
+        )
+        operations[f"reconciler.sendReport.{s.value}"] = op(
+            "send", f"reports-{s.value}", "reconciler", [f"{s.value}Report"], "re-drive an unrouted report"
+        )
     operations.update(
         {
             "router.sendReferral": op("send", "referrals", "router", ["Referral"], "one topic per department"),
             "router.sendDecision": op("send", "decisions", "router", ["RoutingDecision"]),
-            "router.sendStatus": op("send", "status", "router", ["ReportStatus"]),
             "router.sendDeadLetter": op("send", "deadletter", "router", ["DeadLetter"]),
             "inbox.receiveReferral": op(
                 "receive",
@@ -179,7 +184,15 @@ def _asyncapi() -> dict[str, Any]:
             "tracker.receiveTick": op("receive", "tracker-ticks", "tracker", ["Tick"]),
             "tracker.sendTick": op("send", "tracker-ticks", "tracker", ["Tick"]),
             "tracker.sendEscalation": op("send", "escalations", "tracker", ["Escalation"]),
-            "tracker.sendStatus": op("send", "status", "tracker", ["ReportStatus"]),
+            "tracker.sendStatus": op(
+                "send", "status", "tracker", ["ReportStatus"], "the only writer; seq 0 at the decision"
+            ),
+            "reconciler.receiveDecision": op("receive", "decisions", "reconciler", ["RoutingDecision"]),
+            "reconciler.sendDecision": op(
+                "send", "decisions", "reconciler", ["RoutingDecision"], "re-drive a decision the tracker never took in"
+            ),
+            "reconciler.receiveStatus": op("receive", "status", "reconciler", ["ReportStatus"], "decided vs tracked"),
+            "reconciler.receiveDeadLetter": op("receive", "deadletter", "reconciler", ["DeadLetter"]),
             "tracker.sendDeadLetter": op("send", "deadletter", "tracker", ["DeadLetter"]),
             "adapters.receiveStatus": op("receive", "status", "adapters", ["ReportStatus"], "feedback to reporters"),
             "operators.receiveDeadLetter": op(

@@ -15,13 +15,17 @@ Who may do what (``<p>`` is the topic prefix, ``TopicNames(<p>)``):
     feedback to the reporter.
 ``router``
     READ every report topic with group ``<p>-router`` (its faust app id); WRITE
-    each department's referral topic, decisions, status and dead letter;
+    each department's referral topic, decisions and dead letter;
     CREATE, READ and WRITE topics prefixed ``<p>-router-`` (faust's own topics:
     table changelogs, repartition topics and ``-__assignor-__leader``).
 ``tracker``
     READ decisions, acks and ``<p>.tracker.ticks`` with group ``<p>-tracker``;
     WRITE escalations, status, dead letter and ticks; CREATE, READ and WRITE
     topics prefixed ``<p>-tracker-`` (its faust topics).
+``reconciler``
+    READ every report topic, decisions, status and dead letter (no group: it commits
+    nothing); WRITE every report topic and decisions, to re-drive what was not routed
+    or not taken in by the tracker.
 ``dept-<department>``
     READ its own ``<p>.referrals.<department>`` with group
     ``<p>-inbox-<department>``; WRITE ``<p>.acks``.
@@ -39,10 +43,11 @@ from services.common.topics import SOURCES, TopicNames
 
 ROUTER = "router"
 TRACKER = "tracker"
+RECONCILER = "reconciler"
 ADMIN = "admin"
 
 # Principals cluebus owns; used to recognise its ACLs on the (prefix-less) cluster resource.
-CLUEBUS_PRINCIPAL = re.compile(r"^User:(router|tracker|adapter-[a-z0-9_]+|dept-[a-z0-9_]+)$")
+CLUEBUS_PRINCIPAL = re.compile(r"^User:(router|tracker|reconciler|adapter-[a-z0-9_]+|dept-[a-z0-9_]+)$")
 
 RESOURCE_ORDER = {"TOPIC": 0, "GROUP": 1, "TRANSACTIONAL_ID": 2, "CLUSTER": 3}
 OPERATION_ORDER = {"READ": 0, "WRITE": 1, "CREATE": 2, "DESCRIBE": 3, "IDEMPOTENT_WRITE": 4}
@@ -147,7 +152,6 @@ def derive_grants(
     grants += [_topic(ROUTER, "WRITE", referral_topic(names, d, overrides), "deliver referrals") for d in departments]
     grants += [
         _topic(ROUTER, "WRITE", names.decisions, "audit trail of routing decisions"),
-        _topic(ROUTER, "WRITE", names.status, "report status"),
         _topic(ROUTER, "WRITE", names.deadletter, "reports it cannot route"),
     ]
     grants += _faust_internals(ROUTER, router_id)
@@ -164,6 +168,15 @@ def derive_grants(
         _group(TRACKER, tracker_id, "faust app id = consumer group"),
     ]
     grants += _faust_internals(TRACKER, tracker_id)
+
+    grants += [_topic(RECONCILER, "READ", names.report(s), "compare published with decided") for s in sources]
+    grants += [_topic(RECONCILER, "WRITE", names.report(s), "re-drive unrouted reports") for s in sources]
+    grants += [
+        _topic(RECONCILER, "READ", names.decisions, "compare decided with tracked"),
+        _topic(RECONCILER, "WRITE", names.decisions, "re-drive decisions the tracker never took in"),
+        _topic(RECONCILER, "READ", names.status, "the tracker's first status proves it took a decision in"),
+        _topic(RECONCILER, "READ", names.deadletter, "refused inputs are not silent"),
+    ]
 
     for department in departments:
         user = department_principal(department)
@@ -185,7 +198,7 @@ def unmanaged(grants: Iterable[Grant], prefix: str) -> list[Grant]:
 
 def all_principals(departments: Iterable[str], sources: Iterable[str] = SOURCES) -> list[str]:
     """Every principal (user name) of the bus except the admin, sorted."""
-    users = {ROUTER, TRACKER}
+    users = {ROUTER, TRACKER, RECONCILER}
     users |= {adapter_principal(s) for s in sources}
     users |= {department_principal(d) for d in departments}
     return sorted(users)

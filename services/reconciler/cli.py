@@ -38,7 +38,7 @@ def _since(value: str) -> float:
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics (0: none).")
 @friendly()
 def reconciler_command(metrics_port: int | None) -> None:
-    """Run the reconciler: finds published reports with no routing decision, alerts and re-drives them."""
+    """Run the reconciler: finds reports without a routing decision and decisions the tracker never took in."""
     from services.common import metrics as bus_metrics
     from services.common.logging import configure
     from services.reconciler.metrics import ReconcilerMetrics
@@ -70,7 +70,7 @@ def reconciler_command(metrics_port: int | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @friendly()
 def reconcile_command(since: str, grace: str | None, redrive: bool, fmt: str) -> None:
-    """Compare published reports with routing decisions once, from --since to now; exit 1 if any is unrouted."""
+    """Check once, from --since to now, that reports were routed and decisions tracked; exit 1 if not."""
     from services.common.logging import configure
     from services.reconciler.service import Reconciler
     from services.reconciler.settings import ReconcilerSettings
@@ -87,41 +87,52 @@ def reconcile_command(since: str, grace: str | None, redrive: bool, fmt: str) ->
         reconciler.open(start)
         while not reconciler.caught_up(budget_s=30):
             pass
-        findings = reconciler.check()
-        redriven = reconciler.redrive(findings) if redrive and findings else 0
+        found = reconciler.check()
+        redriven = reconciler.redrive(found) if redrive and found else 0
     finally:
         reconciler.close()
-    rows = [
-        {
-            "report_id": f.record.report_id,
-            "source": f.record.source,
-            "partition": f.record.partition,
-            "offset": f.record.offset,
-            "published_at": datetime.fromtimestamp(f.record.published_ms / 1000, UTC).isoformat(),
-            "age_s": round(f.age_s, 1),
-        }
-        for f in findings
-    ]
+
+    def rows(findings):  # type: ignore[no-untyped-def]
+        return [
+            {
+                "report_id": f.record.report_id,
+                "source": f.record.source,
+                "topic": f.record.topic,
+                "partition": f.record.partition,
+                "offset": f.record.offset,
+                "published_at": datetime.fromtimestamp(f.record.published_ms / 1000, UTC).isoformat(),
+                "age_s": round(f.age_s, 1),
+            }
+            for f in findings
+        ]
+
+    unrouted, untracked = rows(found.unrouted), rows(found.untracked)
     summary = {
         "since": datetime.fromtimestamp(start, UTC).isoformat(),
-        "settled": reconciler.ledger.settled,
-        "within_grace": reconciler.ledger.waiting - len(findings),
-        "unrouted": len(findings),
+        "routed_or_dead_lettered": reconciler.routing.settled,
+        "tracked_or_dead_lettered": reconciler.tracking.settled,
+        "within_grace": reconciler.routing.waiting + reconciler.tracking.waiting - len(unrouted) - len(untracked),
+        "unrouted": len(unrouted),
+        "untracked": len(untracked),
         "redriven": redriven,
     }
     if fmt == "json":
-        click.echo(json.dumps({"summary": summary, "unrouted": rows}, indent=2))
+        click.echo(json.dumps({"summary": summary, "unrouted": unrouted, "untracked": untracked}, indent=2))
     else:
-        for row in rows:
-            click.echo(
-                f"unrouted  {row['report_id']}  {row['source']:<8}  p{row['partition']}@{row['offset']}  "
-                f"published {row['published_at']}  ({row['age_s']:.0f}s ago)"
-            )
+        for what, listed in (("unrouted ", unrouted), ("untracked", untracked)):
+            for row in listed:
+                click.echo(
+                    f"{what}  {row['report_id']}  {row['source']:<8}  "
+                    f"{row['topic']} p{row['partition']}@{row['offset']}  "
+                    f"published {row['published_at']}  ({row['age_s']:.0f}s ago)"
+                )
         click.echo(
-            f"{summary['settled']} reports routed or dead-lettered, {summary['within_grace']} within the "
-            f"grace period, {summary['unrouted']} unrouted" + (f", {redriven} re-driven" if redrive else "")
+            f"{summary['routed_or_dead_lettered']} reports routed or dead-lettered, "
+            f"{summary['tracked_or_dead_lettered']} decisions tracked, {summary['within_grace']} within the grace "
+            f"period, {len(unrouted)} unrouted, {len(untracked)} untracked"
+            + (f", {redriven} re-driven" if redrive else "")
         )
-    sys.exit(1 if findings else 0)
+    sys.exit(1 if found else 0)
 
 
 COMMANDS = [reconciler_command, reconcile_command]

@@ -1,4 +1,4 @@
-"""The reconciler's Prometheus metrics (label: the five sources only)."""
+"""The reconciler's Prometheus metrics (labels: the five sources, and report/decision)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ class ReconcilerMetrics:
             ["source"],
             registry=registry,
         )
+        self.untracked = Gauge(
+            "cluebus_reports_untracked",
+            "Routing decisions older than the grace period that the tracker has not taken in (no status), by source.",
+            ["source"],
+            registry=registry,
+        )
         self.redriven = Counter(
             "cluebus_reconciler_redriven_total",
-            "Unrouted reports published again to their report topic for the router, by source.",
-            ["source"],
+            "Records published again: unrouted reports (kind=report) for the router, untracked decisions "
+            "(kind=decision) for the tracker, by source.",
+            ["source", "kind"],
             registry=registry,
         )
         self.settled = Counter(

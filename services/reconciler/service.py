@@ -1,4 +1,14 @@
-"""The reconciler's Kafka side: read what was published and decided, find and re-drive the unrouted.
+"""The reconciler's Kafka side: find what was published but not routed, or routed but not tracked.
+
+Two ledgers, the same rule: a record must be followed by an outcome within the grace period.
+
+* routing: a report record on a report topic must have a routing decision (or a dead letter);
+* tracking: a routing decision must have a status from the tracker (the tracker writes a
+  report's first status when it takes the decision in and starts its clocks), or a dead letter.
+
+Together with the tracker's own clocks and escalations this means an accepted report cannot end
+silent: unrouted, it is counted here; routed but untracked, it is counted here; tracked, its
+overdue acknowledgements escalate.
 
 It uses no consumer group and commits nothing (it trusts no committed offset, its own
 included): at start it reads every report, decision and dead-letter partition from the first
@@ -7,10 +17,10 @@ from the topics at every start, so any number of reconcilers may run; a report r
 two of them is routed once (the router de-duplicates by report id, referral ids are
 deterministic).
 
-A re-drive publishes the report's original record again, same key and bytes, to the same
-report topic (so the same partition) with a ``cluebus-redriven-by`` header: the router then
-routes it like any report, through its rules, table and guarantees. Only ids, coordinates and
-counts are logged; report contents are read only to be copied back unchanged.
+A re-drive publishes the original record again, same key and bytes, to the same topic (so the
+same partition) with a ``cluebus-redriven-by`` header: the router (or the tracker) then handles
+it like any other, through its own rules and guarantees, idempotently. Only ids, coordinates
+and counts are logged; report contents are read only to be copied back unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import json
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import TopicPartition
@@ -35,6 +46,15 @@ log = get_logger(__name__)
 REDRIVE_HEADER = "cluebus-redriven-by"
 
 
+@dataclass(frozen=True)
+class Findings:
+    unrouted: list[Finding]  # report records without a routing decision
+    untracked: list[Finding]  # routing decisions the tracker has not taken in
+
+    def __bool__(self) -> bool:
+        return bool(self.unrouted or self.untracked)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -45,7 +65,8 @@ class Reconciler:
     ) -> None:
         self.kafka, self.settings, self.metrics = kafka, settings, metrics
         self.names = topics.names
-        self.ledger = Ledger(settings.grace_s, settings.horizon_s, settings.redrive_every_s)
+        self.routing = Ledger(settings.grace_s, settings.horizon_s, settings.redrive_every_s)
+        self.tracking = Ledger(settings.grace_s, settings.horizon_s, settings.redrive_every_s)
         self._source_of = {self.names.report(s): s for s in SOURCES}
         self._consumer: Any = None
         self._producer: Any = None
@@ -55,7 +76,7 @@ class Reconciler:
     def open(self, since_s: float) -> None:
         """Assign every partition and seek to the first record at or after ``since_s`` (epoch)."""
         consumer = clients.consumer(self.kafka, group_id=None, client_id="cluebus-reconciler")
-        names = [*self._source_of, self.names.decisions, self.names.deadletter]
+        names = [*self._source_of, self.names.decisions, self.names.status, self.names.deadletter]
         tps = []
         for name in names:
             partitions = consumer.partitions_for_topic(name)
@@ -82,9 +103,10 @@ class Reconciler:
         return count
 
     def _take(self, topic: str, record: Any) -> None:
+        names = self.names
         if topic in self._source_of:
             key = record.key.decode("utf-8", "replace") if record.key else None
-            self.ledger.published(
+            self.routing.published(
                 Published(
                     report_id=key or f"unkeyed@{topic}:{record.partition}:{record.offset}",
                     source=self._source_of[topic],
@@ -94,18 +116,38 @@ class Reconciler:
                     published_ms=record.timestamp,
                 )
             )
-        elif topic == self.names.decisions:
-            report_id = record.key.decode("utf-8", "replace") if record.key else _field(record.value, "report_id")
-            if report_id:
-                self.ledger.decided(report_id, record.timestamp)
-        else:  # a dead letter: does it name a report record?
+        elif topic == names.decisions:
+            decision = _json(record.value) or {}
+            report_id = record.key.decode("utf-8", "replace") if record.key else decision.get("report_id")
+            if not isinstance(report_id, str):
+                return  # the tracker dead-letters it; the dead-letter alert covers it
+            self.routing.decided(report_id, record.timestamp)
+            source = decision.get("source")
+            self.tracking.published(
+                Published(
+                    report_id,
+                    source if source in SOURCES else "unknown",
+                    topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp,
+                )
+            )
+        elif topic == names.status:
+            if record.key:
+                self.tracking.decided(record.key.decode("utf-8", "replace"), record.timestamp)
+        else:  # a dead letter: does it name one of the records we follow?
             letter = _json(record.value)
-            if letter and letter.get("topic") in self._source_of:
-                try:
-                    where = (str(letter["topic"]), int(letter["partition"]), int(letter["offset"]))
-                except (KeyError, TypeError, ValueError):
-                    return  # not a dead letter of ours; the dead-letter alert covers it
-                self.ledger.dead_lettered(*where, record.timestamp)
+            if not letter:
+                return
+            try:
+                where = (str(letter["topic"]), int(letter["partition"]), int(letter["offset"]))
+            except (KeyError, TypeError, ValueError):
+                return  # not a dead letter of ours; the dead-letter alert covers it
+            if where[0] in self._source_of:
+                self.routing.dead_lettered(*where, record.timestamp)
+            elif where[0] == names.decisions:
+                self.tracking.dead_lettered(*where, record.timestamp)
 
     def caught_up(self, budget_s: float = 5.0) -> bool:
         """Read until every partition reaches the end it had when this was called (or the budget ends)."""
@@ -120,45 +162,49 @@ class Reconciler:
             self.read(timeout_ms=200)
 
     # --- finding and re-driving ------------------------------------------------------------------
-    def check(self, now_s: float | None = None) -> list[Finding]:
-        """Unrouted reports now; updates the metrics. Only meaningful when caught up."""
+    def check(self, now_s: float | None = None) -> Findings:
+        """Unrouted reports and untracked decisions now; updates the metrics. Only meaningful caught up."""
         now_s = time.time() if now_s is None else now_s
-        findings = self.ledger.unrouted(now_s)
+        found = Findings(self.routing.unrouted(now_s), self.tracking.unrouted(now_s))
         if self.metrics is not None:
-            by_source = Counter(f.record.source for f in findings)
-            for source in SOURCES:
-                self.metrics.unrouted.labels(source=source).set(by_source.get(source, 0))
-            self.metrics.waiting.set(self.ledger.waiting)
+            for gauge, findings in ((self.metrics.unrouted, found.unrouted), (self.metrics.untracked, found.untracked)):
+                by_source = Counter(f.record.source for f in findings)
+                for source in {*SOURCES, *by_source}:
+                    gauge.labels(source=source).set(by_source.get(source, 0))
+            self.metrics.waiting.set(self.routing.waiting + self.tracking.waiting)
             self.metrics.last_check.set(now_s)
-        for finding in findings:
-            r = finding.record
-            log.warning(
-                "report unrouted",
-                report_id=r.report_id,
-                source=r.source,
-                partition=r.partition,
-                offset=r.offset,
-                age_s=round(finding.age_s, 1),
-                redrives=finding.redrives,
-            )
-        self.ledger.forget_before(now_s)
-        return findings
+        for event, findings in (("report unrouted", found.unrouted), ("decision untracked", found.untracked)):
+            for finding in findings:
+                r = finding.record
+                log.warning(
+                    event,
+                    report_id=r.report_id,
+                    source=r.source,
+                    partition=r.partition,
+                    offset=r.offset,
+                    age_s=round(finding.age_s, 1),
+                    redrives=finding.redrives,
+                )
+        self.routing.forget_before(now_s)
+        self.tracking.forget_before(now_s)
+        return found
 
-    def redrive(self, findings: list[Finding], now_s: float | None = None) -> int:
+    def redrive(self, found: Findings, now_s: float | None = None) -> int:
         """Publish each due finding's record again; returns how many were re-driven."""
         now_s = time.time() if now_s is None else now_s
-        due = self.ledger.due_for_redrive(findings, now_s)
+        due = [("report", self.routing, f) for f in self.routing.due_for_redrive(found.unrouted, now_s)]
+        due += [("decision", self.tracking, f) for f in self.tracking.due_for_redrive(found.untracked, now_s)]
         if not due:
             return 0
         producer = self._producer or clients.producer(self.kafka, client_id="cluebus-reconciler")
         self._producer = producer
         sent = []
-        for finding in due:
+        for kind, ledger, finding in due:
             r = finding.record
             original = self._fetch(r.topic, r.partition, r.offset)
             if original is None:
                 log.error(
-                    "unrouted report no longer in the log; cannot re-drive",
+                    f"{kind} no longer in the log; cannot re-drive",
                     report_id=r.report_id,
                     source=r.source,
                     partition=r.partition,
@@ -168,20 +214,20 @@ class Reconciler:
             future = producer.send(
                 r.topic, key=original.key, value=original.value, headers=[(REDRIVE_HEADER, b"reconciler")]
             )
-            sent.append((finding, future))
+            sent.append((kind, ledger, finding, future))
         producer.flush(timeout=30)
         count = 0
-        for finding, future in sent:
+        for kind, ledger, finding, future in sent:
             r = finding.record
             if not future.succeeded():
-                log.warning("re-drive not acknowledged; tried again next check", report_id=r.report_id)
+                log.warning("re-drive not acknowledged; tried again next check", report_id=r.report_id, kind=kind)
                 continue
             count += 1
-            self.ledger.redriven(r.report_id, now_s)
+            ledger.redriven(r.report_id, now_s)
             if self.metrics is not None:
-                self.metrics.redriven.labels(source=r.source).inc()
+                self.metrics.redriven.labels(source=r.source, kind=kind).inc()
             log.warning(
-                "unrouted report re-driven",
+                f"{'unrouted report' if kind == 'report' else 'untracked decision'} re-driven",
                 report_id=r.report_id,
                 source=r.source,
                 partition=r.partition,
@@ -216,9 +262,9 @@ class Reconciler:
                 if not self.caught_up():
                     log.info("reconciler behind the topics; check postponed")
                     continue
-                findings = self.check()
-                if findings and self.settings.redrive:
-                    self.redrive(findings)
+                found = self.check()
+                if found and self.settings.redrive:
+                    self.redrive(found)
 
     def close(self) -> None:
         for client in (self._consumer, self._producer):
@@ -229,9 +275,10 @@ class Reconciler:
                     log.debug("reconciler client close failed")
 
     def _count_settled(self) -> None:
-        if self.metrics is not None and self.ledger.settled > self._settled_seen:
-            self.metrics.settled.inc(self.ledger.settled - self._settled_seen)
-        self._settled_seen = self.ledger.settled
+        settled = self.routing.settled
+        if self.metrics is not None and settled > self._settled_seen:
+            self.metrics.settled.inc(settled - self._settled_seen)
+        self._settled_seen = settled
 
 
 def _json(value: bytes | None) -> dict[str, Any] | None:

@@ -99,7 +99,6 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
                 department=referral.department, role=referral.role.value, priority=referral.priority.value
             ).inc()
         deliveries.append(await topics.decisions.send(key=key, value=dump_event(out.decision)))
-        deliveries.append(await topics.status.send(key=key, value=dump_event(out.status)))
         in_flight.add(key)
         task = asyncio.ensure_future(mark_when_delivered(key, rules.version.encode(), deliveries))
         marking.add(task)

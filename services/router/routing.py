@@ -1,4 +1,9 @@
-"""From one report to its referrals, audit record and first status (pure, no I/O)."""
+"""From one report to its referrals and its routing decision (pure, no I/O).
+
+The reporter's status sequence belongs to the tracker alone (its first status, seq 0, is
+written when it takes the decision in): one writer, so the sequence is gap-free and ordered,
+and a status is the proof that the tracker keeps the report's clocks (the reconciler checks it).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas import (
-    DepartmentStatus,
     DueTimes,
     RecipientDecision,
     Referral,
-    ReportStatus,
     RoutingDecision,
-    Stage,
     referral_id_for,
 )
 from services.rules import CompiledRules
@@ -22,11 +24,10 @@ from services.rules import CompiledRules
 class RoutedReport:
     referrals: tuple[Referral, ...]
     decision: RoutingDecision
-    status: ReportStatus
 
 
 def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedReport:  # type: ignore[no-untyped-def]
-    """Everything the router emits for one report.
+    """Everything the router emits for one report: its referrals and its decision.
 
     Clocks start when the state took the report in (``received_at`` at the
     adapter), so a report that waited in an adapter's outbox is not given
@@ -35,7 +36,6 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
     plan = rules.plan(report, report.received_at)
     referrals = []
     recipients = []
-    statuses = []
     for p in plan.referrals:
         referral_id = referral_id_for(report.report_id, p.department)
         due = DueTimes(**p.due)
@@ -71,11 +71,6 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 fields=p.fields,
             )
         )
-        statuses.append(
-            DepartmentStatus(
-                department=p.department, role=p.role, referral_id=referral_id, stage=Stage.routed, stage_at=routed_at
-            )
-        )
     decision = RoutingDecision(
         decision_id=report.report_id,
         report_id=report.report_id,
@@ -90,12 +85,4 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         matched_routes=plan.result.matched_paths,
         recipients=tuple(recipients),
     )
-    status = ReportStatus(
-        report_id=report.report_id,
-        source=report.source,
-        source_system=report.source_system,
-        seq=0,
-        updated_at=routed_at,
-        departments=tuple(statuses),
-    )
-    return RoutedReport(referrals=tuple(referrals), decision=decision, status=status)
+    return RoutedReport(referrals=tuple(referrals), decision=decision)

@@ -20,7 +20,6 @@ class RouterTopics:
         self._topic = topic
         self.reports = topic(*names.reports())
         self.decisions = topic(names.decisions)
-        self.status = topic(names.status)
         self.deadletter = topic(names.deadletter)
         self._referrals: dict[str, Any] = {}
         self.report_topic_source = {names.report(s): s for s in SOURCES}

@@ -107,7 +107,7 @@ class ReportTrack:
     category: str = ""
     routed_at: float = 0.0
     partition: int = -1
-    seq: int = 0  # last status sequence number emitted (the router's first status is 0)
+    seq: int = 0  # last status sequence number emitted (the first, at the decision, is 0)
     refs: dict[str, RefTrack] = field(default_factory=dict)
     # Acknowledgements that arrived before the routing decision:
     # [ack JSON, topic, partition, offset, arrived at]
@@ -256,8 +256,8 @@ class Tracker:
         for raw, topic, part, offset, _arrived in parked:
             self._apply_ack(track, Ack.model_validate_json(raw), now, out, origin=(topic, part, offset, raw.encode()))
         self._escalate(track, now, out)
-        if parked or out.escalations:
-            self._finish(track, now, out)  # the router sent the first status; only changes follow
+        track.seq = -1
+        self._finish(track, now, out)  # the report's first status (seq 0): the tracker holds its clocks
         out.next_check = self.next_check(track)
         return out
 

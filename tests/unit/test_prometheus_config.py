@@ -27,6 +27,7 @@ ALERTS = {
     "CluebusTargetDown",
     "CluebusConsumerGuardBusy",
     "CluebusReportsUnrouted",
+    "CluebusReportsUntracked",
     "CluebusReconcilerStale",
 }
 METRIC = re.compile(r"cluebus_[a-z_]+")

@@ -90,7 +90,7 @@ def test_reports_skipped_by_the_routers_offsets_are_found_and_redriven_within_th
     assert redriven == wanted  # exactly the skipped ones; the routed ones were never touched
     wait_until(lambda: metric_value(metrics_port, "cluebus_reports_unrouted", {"source": "school"}) == 0, timeout=30)
     total = sum(
-        metric_value(metrics_port, "cluebus_reconciler_redriven_total", {"source": s}) or 0
+        metric_value(metrics_port, "cluebus_reconciler_redriven_total", {"source": s, "kind": "report"}) or 0
         for s in ("hospital", "school", "labour", "marriage", "venue")
     )
     assert total == len(wanted)
@@ -113,6 +113,7 @@ def test_reconcile_command_lists_reports_without_outcome_and_exits_1(kafka_boots
         kafka_bootstrap,
         [
             (bus.decisions, routed.report_id.encode(), json.dumps({"report_id": routed.report_id}).encode()),
+            (bus.status, routed.report_id.encode(), b"{}"),  # the tracker took the decision in
             (bus.deadletter, None, json.dumps(letter).encode()),
         ],
     )
@@ -127,4 +128,39 @@ def test_reconcile_command_lists_reports_without_outcome_and_exits_1(kafka_boots
     assert run.returncode == 1, run.stderr
     out = json.loads(run.stdout)
     assert [row["report_id"] for row in out["unrouted"]] == [unrouted.report_id]
-    assert out["summary"]["settled"] == 2 and out["summary"]["unrouted"] == 1
+    assert out["untracked"] == []
+    assert out["summary"]["routed_or_dead_lettered"] == 2 and out["summary"]["unrouted"] == 1
+
+
+def test_decisions_the_tracker_never_took_in_are_found_and_redriven_to_it(kafka_bootstrap, bus, services, service_env):
+    first, skipped = many_reports(4), many_reports(7)
+    services("router", ["router", "--metrics-port", "0"], service_env)
+    tracker = services("tracker", ["tracker", "--metrics-port", "0"], service_env)
+    send(kafka_bootstrap, bus, first)
+    statuses = lambda ids: collect(  # noqa: E731
+        kafka_bootstrap, [bus.status], done=lambda ms: {m.key.decode() for m in ms} >= ids, timeout=90
+    )
+    assert {m.key.decode() for m in statuses({r.report_id for r in first})} >= {r.report_id for r in first}
+    tracker.stop()
+    # Routed while the tracker is away; then the tracker's offsets are moved past those decisions.
+    send(kafka_bootstrap, bus, skipped)
+    assert decided(kafka_bootstrap, bus, {r.report_id for r in skipped}, 60) >= {r.report_id for r in skipped}
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        tps = [TopicPartition(bus.decisions, p) for p in range(3)]
+        admin.reset_group_offsets(bus.app_id("tracker"), {tp: OffsetSpec.LATEST for tp in tps})
+    finally:
+        admin.close()
+    services("tracker-again", ["tracker", "--metrics-port", "0"], service_env)
+    env = {
+        **service_env,
+        "CLUEBUS_RECONCILER_GRACE_S": str(GRACE_S),
+        "CLUEBUS_RECONCILER_CHECK_INTERVAL_S": "1",
+        "CLUEBUS_RECONCILER_METRICS_PORT": "0",
+    }
+    reconciler = services("reconciler", ["reconciler"], env)
+    wanted = {r.report_id for r in skipped}
+    seen = {m.key.decode() for m in statuses(wanted)}
+    redriven = {x["report_id"] for x in reconciler.lines() if x.get("event") == "untracked decision re-driven"}
+    print(f"\nuntracked={len(wanted)} redriven={len(redriven)} tracked={len(seen & wanted)}")
+    assert seen >= wanted and redriven == wanted

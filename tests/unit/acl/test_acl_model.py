@@ -78,7 +78,6 @@ def test_router_grants(grants):
         ("WRITE", "TOPIC", "LITERAL", "p.referrals.police"),
         ("WRITE", "TOPIC", "LITERAL", "p.referrals.education"),
         ("WRITE", "TOPIC", "LITERAL", "p.decisions"),
-        ("WRITE", "TOPIC", "LITERAL", "p.status"),
         ("WRITE", "TOPIC", "LITERAL", "p.deadletter"),
         ("CREATE", "TOPIC", "PREFIXED", "p-router-"),
         ("READ", "TOPIC", "PREFIXED", "p-router-"),
@@ -102,14 +101,25 @@ def test_tracker_grants(grants):
     }
 
 
+def test_reconciler_reads_what_it_compares_and_writes_only_to_redrive(grants):
+    assert acls(grants, "reconciler") == {
+        *{("READ", "TOPIC", "LITERAL", f"p.reports.{s}") for s in SOURCES},
+        *{("WRITE", "TOPIC", "LITERAL", f"p.reports.{s}") for s in SOURCES},
+        ("READ", "TOPIC", "LITERAL", "p.decisions"),
+        ("WRITE", "TOPIC", "LITERAL", "p.decisions"),
+        ("READ", "TOPIC", "LITERAL", "p.status"),
+        ("READ", "TOPIC", "LITERAL", "p.deadletter"),
+    }
+
+
 def test_nothing_else_is_granted(grants):
     principals = {g.principal for g in grants}
     assert principals == {f"User:{p}" for p in all_principals(["police", "education"])}
     assert "User:admin" not in principals  # super user, needs no ACLs
     assert all(g.permission == "ALLOW" and g.host == "*" for g in grants)
     assert not [g for g in grants if g.resource_type == "CLUSTER"]
-    # adapters, departments, router (reports, group, referrals, 3 bus topics, 3 faust), tracker
-    assert len(grants) == len(set(grants)) == 5 * 3 + 2 * 3 + (5 + 1 + 2 + 3 + 3) + 11
+    # adapters, departments, router (reports, group, referrals, 2 bus topics, 3 faust), tracker, reconciler
+    assert len(grants) == len(set(grants)) == 5 * 3 + 2 * 3 + (5 + 1 + 2 + 2 + 3) + 11 + (5 + 5 + 4)
 
 
 def test_no_department_can_read_anything_but_its_referrals(grants):
@@ -140,7 +150,7 @@ def test_plan_table_text():
         "User:dept-police    READ       TOPIC     LITERAL   p.referrals.police",
         "User:dept-police    READ       GROUP     LITERAL   p-inbox-police",
     ]
-    assert len(lines) == 1 + 3 + 3 + (1 + 1 + 1 + 3 + 3) + 11
+    assert len(lines) == 1 + 3 + 3 + (1 + 1 + 1 + 2 + 3) + 11 + (1 + 1 + 4)  # ... router, tracker, reconciler
 
 
 def test_diff_adds_missing_and_removes_stale(grants):

@@ -239,14 +239,17 @@ def _who(action: str, address: str) -> set[str]:
 @pytest.mark.parametrize(
     "address, senders, receivers",
     [
-        *[(f"cluebus.reports.{s.value}", {f"adapter-{s.value}"}, {"router"}) for s in Source],
+        *[
+            (f"cluebus.reports.{s.value}", {f"adapter-{s.value}", "reconciler"}, {"router", "reconciler"})
+            for s in Source
+        ],
         ("cluebus.referrals.{department}", {"router"}, {"inbox"}),
-        ("cluebus.decisions", {"router"}, {"tracker"}),
+        ("cluebus.decisions", {"router", "reconciler"}, {"tracker", "reconciler"}),
         ("cluebus.acks", {"inbox"}, {"tracker"}),
         ("cluebus.tracker.ticks", {"tracker"}, {"tracker"}),
         ("cluebus.escalations", {"tracker"}, {"inbox"}),
-        ("cluebus.status", {"router", "tracker"}, {"adapters"}),
-        ("cluebus.deadletter", {"router", "tracker"}, {"operators"}),
+        ("cluebus.status", {"tracker"}, {"adapters", "reconciler"}),
+        ("cluebus.deadletter", {"router", "tracker"}, {"operators", "reconciler"}),
     ],
 )
 def test_asyncapi_says_who_sends_and_who_receives(address, senders, receivers):

@@ -71,7 +71,9 @@ def test_decision_opens_one_referral_per_recipient(tracker):
     out = tracker.on_decision(None, decision, 2, epoch(T0))
     assert set(out.track.refs) == {r.department for r in decision.recipients}
     assert all(r.stage == "routed" for r in out.track.refs.values())
-    assert out.changed and out.status is None and not out.escalations
+    # The tracker writes the report's first status: it now holds the report's clocks.
+    assert out.changed and out.status.seq == 0 and not out.escalations
+    assert {d.stage.value for d in out.status.departments} == {"routed"}
     # The first escalation level fires at the received clock (60 s, 24/7 for police).
     assert out.next_check == pytest.approx(epoch(T0) + 60)
     again = tracker.on_decision(out.track, decision, 2, epoch(T0) + 5)
@@ -214,7 +216,7 @@ def test_an_ack_before_its_decision_waits_then_applies(tracker):
     out = tracker.on_ack(None, early, epoch(T0), origin=("acks", 1, 42, early.model_dump_json().encode()))
     assert out.changed and not out.rejections and out.next_check == pytest.approx(epoch(T0) + 30)
     applied = tracker.on_decision(out.track, decision, 1, epoch(T0) + 1)
-    assert applied.track.refs["police"].stage == "received" and applied.status.seq == 1
+    assert applied.track.refs["police"].stage == "received" and applied.status.seq == 0  # the first status
 
 
 def test_an_ack_whose_decision_never_comes_is_dead_lettered_after_the_grace(tracker):
