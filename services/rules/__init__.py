@@ -1,6 +1,7 @@
 """Routing rules (``routing_rules.toml``): departments, clocks, escalation, the routing tree."""
 
-from services.rules.engine import Facts, RoutedRecipient, RouteResult
+from services.rules.engine import RoutedRecipient, RouteResult
+from services.rules.facts import Facts
 from services.rules.loader import (
     CompiledRules,
     PlannedReferral,

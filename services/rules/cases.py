@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from schemas import Category, Indicator, Role, Source, Urgency, parse_report
-from services.rules.engine import Facts, evaluate
+from schemas import parse_report
+from services.rules.facts import Facts
 from services.rules.loader import CompiledRules
 
 
@@ -41,31 +41,6 @@ def _load_report(case: dict[str, Any], base: Path) -> Any:
     return parse_report(json.dumps(report))
 
 
-def _facts(raw: dict[str, Any]) -> Facts:
-    unknown = set(raw) - {
-        "source",
-        "category",
-        "urgency",
-        "any_minor",
-        "any_foreign",
-        "any_disability",
-        "indicators",
-        "township",
-    }
-    if unknown:
-        raise ValueError(f"unknown facts {sorted(unknown)}")
-    return Facts(
-        source=Source(raw["source"]),
-        category=Category(raw["category"]),
-        urgency=Urgency(raw.get("urgency", "normal")),
-        any_minor=bool(raw.get("any_minor", False)),
-        any_foreign=bool(raw.get("any_foreign", False)),
-        any_disability=bool(raw.get("any_disability", False)),
-        indicators=frozenset(Indicator(i).value for i in raw.get("indicators", [])),
-        township=raw.get("township"),
-    )
-
-
 def run_case(rules: CompiledRules, case: dict[str, Any], base: Path) -> CaseResult:
     name = str(case.get("name", "(unnamed)"))
     problems: list[str] = []
@@ -77,16 +52,10 @@ def run_case(rules: CompiledRules, case: dict[str, Any], base: Path) -> CaseResu
         priority = plan.result.priority.value
         owners = {p.department for p in plan.referrals if p.case_owner_required}
     elif "facts" in case:
-        facts = _facts(case["facts"])
-        result = evaluate(rules.root, facts)
+        result = rules.route(Facts.from_mapping(case["facts"]))
         got = {r.department: r.role.value for r in result.recipients}
         priority = result.priority.value
-        owners = {
-            r.department
-            for r in result.recipients
-            if r.case_owner_required
-            or (r.role == Role.lead and facts.category in rules.departments[r.department].case_owner_categories)
-        }
+        owners = {r.department for r in result.recipients if r.case_owner_required}
     else:
         return CaseResult(name, False, ["a case needs 'report' or 'facts'"])
     expected = dict(case.get("expect", {}))

@@ -15,55 +15,11 @@ from services.rules.clocks import Calendar, parse_duration
 from services.rules.redaction import DNA_PATTERN
 
 from ..schemas.strategies import submissions
+from .support import HEAD, rules_with
 
 REPO = Path(__file__).resolve().parents[3]
 RULES = load_rules(REPO / "routing_rules.toml")
 REPORTS = load_examples("v1", "reports")
-
-HEAD = dedent("""
-    version = "t1"
-    always_shared = ["report_id", "source", "category"]
-    anonymise = ["subjects.name", "narrative"]
-    [calendars.office]
-    [calendars.always]
-    always = true
-    [defaults]
-    calendar = "office"
-    [defaults.clocks.critical]
-    received = "5m"
-    decided = "10m"
-    completed = "1d"
-    [defaults.clocks.high]
-    received = "1h"
-    decided = "2h"
-    completed = "2d"
-    [defaults.clocks.normal]
-    received = "4h"
-    decided = "8h"
-    completed = "3d"
-    [defaults.escalation]
-    repeat = "1h"
-    levels = [{ after = "0s", to = "{department}.supervisor" }, { after = "1h", to = "joint_meeting" }]
-    [departments.police]
-    name_zh = "公安"
-    name_en = "Police"
-    fields = ["*"]
-    [departments.joint_meeting]
-    name_zh = "联席"
-    name_en = "Joint meeting"
-    [departments.education]
-    name_zh = "教育"
-    name_en = "Education"
-    fields = ["subjects.age_band", "details.*"]
-    [departments.hrss]
-    name_zh = "人社"
-    name_en = "HRSS"
-    fields = ["subjects.name", "narrative"]
-""")
-
-
-def rules_with(tree: str):
-    return parse_rules(HEAD + dedent(tree), "inline.toml")
 
 
 def facts(source="school", category="other", urgency="normal", **kw):
