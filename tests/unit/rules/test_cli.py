@@ -24,16 +24,14 @@ def test_check_broken_file_names_line_and_reason(tmp_path):
     text = (
         (REPO / "routing_rules.toml")
         .read_text()
-        .replace(
-            '{ department = "transport", role = "cooperating" }', '{ department = "trains", role = "cooperating" }'
-        )
+        .replace('{ department = "court", role = "lead" }', '{ department = "trains", role = "lead" }', 1)
     )
     bad = tmp_path / "rules.toml"
     bad.write_text(text)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if '"trains"' in t)
     result = run("rules", "check", str(bad))
     assert result.exit_code == 1
-    assert f"{bad}:{line}: route.routes[0].recipients[2].department: unknown department 'trains'" in result.output
+    assert f"{bad}:{line}: route.routes[2].recipients[0].department: unknown department 'trains'" in result.output
 
 
 def test_the_plan_duty_cases_pass():
@@ -61,10 +59,10 @@ def test_explain_shows_path_recipients_and_fields():
     report = REPO / "schemas/examples/v1/reports/hospital-suspected_trafficking_woman.json"
     result = run("rules", "explain", str(report), "--rules", str(REPO / "routing_rules.toml"))
     assert result.exit_code == 0
-    assert "root > trafficking > woman" in result.output
+    assert "root > hospital-birth-identity" in result.output
     lines = result.output.splitlines()
-    womens = lines.index(next(line for line in lines if line.strip().startswith("womens_federation")))
-    assert "anonymised" in lines[womens]
-    assert "subjects.name" not in lines[womens + 2]  # its fields line
+    civil = lines.index(next(line for line in lines if line.strip().startswith("civil_affairs")))
+    assert "anonymised" in lines[civil]
+    assert "subjects.name" not in lines[civil + 2]  # its fields line
     police = lines.index(next(line for line in lines if line.strip().startswith("police")))
     assert "subjects.name" in lines[police + 2]

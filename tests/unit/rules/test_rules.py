@@ -314,7 +314,7 @@ def test_consent_refused_anonymises_non_police_copies_only():
     by_dept = {p.department: p for p in plan.referrals}
     assert by_dept["police"].copy["subjects"][0]["name"] == report.subjects[0].name
     assert not by_dept["police"].anonymised
-    for dep in ("womens_federation", "civil_affairs"):
+    for dep in ("health", "civil_affairs"):
         assert by_dept[dep].anonymised
         assert "name" not in by_dept[dep].copy["subjects"][0]
         assert "narrative" not in by_dept[dep].copy
