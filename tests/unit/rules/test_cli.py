@@ -353,3 +353,22 @@ def test_diff_needs_one_input(tmp_path):
     old = rules_file(tmp_path)
     result = run("rules", "diff", str(old), str(old))
     assert result.exit_code == 2 and "give --reports DIR or --topic T" in result.output
+
+
+def test_a_corpus_case_file_explains_as_is_and_a_file_may_hold_a_list(tmp_path):
+    rules = rules_file(tmp_path)
+    sub = submission("labour-illegal_employment_foreigner")
+    case = corpus_case(
+        tmp_path, "one.json", "one", "labour", sub, {"recipients": {"hrss": "lead", "police": "cooperating"}}
+    )
+    result = run("rules", "explain", str(case), "--rules", str(rules))
+    assert result.exit_code == 0 and "yes  root > labour > foreign-worker   by subject" in result.output
+    both = json.loads(case.read_text())
+    (tmp_path / "list.json").write_text(json.dumps([both, {**both, "id": "two", "expect": {"recipients": {}}}]))
+    result = run("rules", "test", str(tmp_path / "list.json"), "--rules", str(rules))
+    assert result.exit_code == 1
+    assert (
+        "ok    one" in result.output
+        and "FAIL  two" in result.output
+        and f"in {tmp_path / 'list.json'}#1" in result.output
+    )
