@@ -47,6 +47,7 @@ class Node:
     continue_: bool
     children: tuple[Node, ...]
     index: dict[tuple[Source, Category], tuple[int, ...]] = field(repr=False)
+    kinds: tuple[str, ...] = ()  # of the ``match`` tests: recorded as ``matched_by``
 
     def on_pair(self, source: Source, category: Category) -> int:
         """NEVER / MAYBE / ALWAYS: whether this node matches, knowing only source and category."""
@@ -109,6 +110,7 @@ def _compile(
             (source, category): tuple(i for i, c in enumerate(children) if c.on_pair(source, category) != NEVER)
             for source, category in product(Source, Category)
         },
+        kinds=match.kinds(),
     )
 
 
@@ -144,6 +146,9 @@ class RouteResult:
         return {r.department: r.role for r in self.recipients}
 
 
+# Enum members read once: attribute access on an enum class costs a descriptor call, and the
+# merge below runs for every recipient of every report.
+_LEAD, _COOPERATING = Role.lead, Role.cooperating
 Trace = list[tuple[Node, bool]]  # every child tested, and whether it was admitted
 
 
@@ -176,7 +181,7 @@ def evaluate(
     merged: dict[str, RoutedRecipient] = {}
     for node in contributing:
         for department, role in node.recipients:
-            lead = role == Role.lead
+            lead = role is _LEAD
             owner = lead and (node.case_owner_required or facts.category in case_owner_categories.get(department, ()))
             known = merged.get(department)
             if known is None:
@@ -184,7 +189,7 @@ def evaluate(
                 continue
             merged[department] = RoutedRecipient(
                 department,
-                Role.lead if (lead or known.role == Role.lead) else Role.cooperating,
+                _LEAD if (lead or known.role is _LEAD) else _COOPERATING,
                 known.rule_path,
                 known.case_owner_required or owner,
                 known.via if node.path in known.via else (*known.via, node.path),
@@ -199,7 +204,7 @@ def evaluate(
         matched_paths=tuple(n.path for n in contributing),
         fallback=fallback,
         priority_route=priority_route,
-        matched_by=tuple(n.match.kinds() for n in contributing),
+        matched_by=tuple(n.kinds for n in contributing),
     )
 
 

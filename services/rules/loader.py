@@ -229,9 +229,9 @@ class CompiledRules:
     def lead_decline_target(self, department: str) -> str:
         return self.escalation(department).on_lead_decline
 
-    def plan(self, report: Any, routed_at: datetime) -> RoutingPlan:
+    def plan(self, report: Any, routed_at: datetime, trace: Trace | None = None) -> RoutingPlan:
         """Everything the router needs to emit for one report (pure, deterministic)."""
-        result = self.route(report)
+        result = self.route(report, trace)
         report_json = report.model_dump(mode="json")
         refused = str(getattr(report.consent, "value", report.consent)) == "refused"
         source = Source(report.source)

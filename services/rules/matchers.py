@@ -35,10 +35,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _one_of(model: BaseModel) -> None:
-    if all(getattr(model, name) is None for name in type(model).model_fields):
-        keys = ", ".join(f.alias or n for n, f in type(model).model_fields.items())
-        raise ValueError(f"give at least one of: {keys}")
+class _AtLeastOne(_Strict):
+    """A table of options of which at least one must be given."""
+
+    @model_validator(mode="after")
+    def _given(self) -> _AtLeastOne:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            keys = ", ".join(f.alias or n for n, f in type(self).model_fields.items())
+            raise ValueError(f"give at least one of: {keys}")
+        return self
 
 
 Sources = Annotated[frozenset[Source], Field(min_length=1)]
@@ -53,7 +58,7 @@ Disabilities = Annotated[frozenset[Disability | Literal["any"]], Field(min_lengt
 Codes = Annotated[frozenset[str], Field(min_length=1)]
 
 
-class NumberCompare(_Strict):
+class NumberCompare(_AtLeastOne):
     """``{ lt = 14 }``, ``{ ge = 14, lt = 16 }``: every comparison given must hold."""
 
     eq: StrictInt | None = None
@@ -62,26 +67,16 @@ class NumberCompare(_Strict):
     gt: StrictInt | None = None
     ge: StrictInt | None = None
 
-    @model_validator(mode="after")
-    def _given(self) -> NumberCompare:
-        _one_of(self)
-        return self
 
-
-class IndicatorSet(_Strict):
+class IndicatorSet(_AtLeastOne):
     """``{ any = [...] }``, ``{ all = [...] }``, ``{ none = [...] }``; several keys must all hold."""
 
     any: Indicators | None = None
     all: Indicators | None = None
     none: Indicators | None = None
 
-    @model_validator(mode="after")
-    def _given(self) -> IndicatorSet:
-        _one_of(self)
-        return self
 
-
-class SubjectMatch(_Strict):
+class SubjectMatch(_AtLeastOne):
     """Predicates that one and the same subject must satisfy together."""
 
     role: Roles | None = None
@@ -95,11 +90,6 @@ class SubjectMatch(_Strict):
     nationality: Countries | None = None
     disability: Disabilities | None = Field(None, description="Kinds of disability; 'any' = not none/unknown.")
     has_id: StrictBool | None = Field(None, description="An id_number is given.")
-
-    @model_validator(mode="after")
-    def _given(self) -> SubjectMatch:
-        _one_of(self)
-        return self
 
 
 _CODE_LENGTH = {"district_code": 6, "township_code": 9, "village_code": 12}
@@ -119,7 +109,7 @@ class Prefix(_Strict):
 CodeMatch = Codes | Prefix
 
 
-class LocationMatch(_Strict):
+class LocationMatch(_AtLeastOne):
     """Administrative codes of the report's location: a list (membership) or ``{ prefix = ... }``."""
 
     district_code: CodeMatch | None = None
@@ -128,7 +118,6 @@ class LocationMatch(_Strict):
 
     @model_validator(mode="after")
     def _codes(self) -> LocationMatch:
-        _one_of(self)
         for name, length in _CODE_LENGTH.items():
             value = getattr(self, name)
             if isinstance(value, Prefix):
@@ -155,7 +144,7 @@ def _shorthand(value: Any) -> Any:
     return {"eq": value}
 
 
-class DetailTest(_Strict):
+class DetailTest(_AtLeastOne):
     """The tests of one ``details`` path; every one given must hold. Checked against the field's type."""
 
     eq: Scalar | None = None
@@ -172,11 +161,6 @@ class DetailTest(_Strict):
     contains_other_than: Scalar | None = Field(
         None, description="A tuple field holds an element different from this (e.g. a party who is not CN)."
     )
-
-    @model_validator(mode="after")
-    def _given(self) -> DetailTest:
-        _one_of(self)
-        return self
 
     def given(self) -> dict[str, Any]:
         """The tests given, by their TOML name."""

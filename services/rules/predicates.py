@@ -81,21 +81,32 @@ class Matcher:
 
 def conjunction(tests: tuple[Test, ...]) -> Callable[[Facts], bool] | None:
     """One callable for ``all(tests)`` (None when there is nothing to test)."""
-    if not tests:
-        return None
-    if len(tests) == 1:
-        return tests[0].holds
-    holds = tuple(t.holds for t in tests)
-    return lambda facts: all(h(facts) for h in holds)
+    return _all(tuple(t.holds for t in tests)) if tests else None
 
 
 def disjunction(tests: tuple[Test, ...]) -> Callable[[Facts], bool] | None:
-    if not tests:
-        return None
-    if len(tests) == 1:
-        return tests[0].holds
-    holds = tuple(t.holds for t in tests)
-    return lambda facts: any(h(facts) for h in holds)
+    """One callable for ``any(tests)`` (None when there is nothing to test)."""
+    return _any(tuple(t.holds for t in tests)) if tests else None
+
+
+# Evaluation runs for every candidate route of every report: one or two tests are the common
+# case, and calling them directly instead of through all()/any() over a generator took 1,000
+# rules from 24.2 to 22.0 us per report (bench/rules_scale.py, x1.99 -> x1.75 of 10 rules).
+def _joined(checks: tuple[Callable[[Any], bool], ...], every: bool) -> Callable[[Any], bool]:
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return (lambda x: a(x) and b(x)) if every else (lambda x: a(x) or b(x))
+    return (lambda x: all(c(x) for c in checks)) if every else (lambda x: any(c(x) for c in checks))
+
+
+def _all(checks: tuple[Callable[[Any], bool], ...]) -> Callable[[Any], bool]:
+    return _joined(checks, every=True)
+
+
+def _any(checks: tuple[Callable[[Any], bool], ...]) -> Callable[[Any], bool]:
+    return _joined(checks, every=False)
 
 
 # --- compiling --------------------------------------------------------------------------
@@ -170,19 +181,10 @@ def _indicators(value: frozenset[Any] | IndicatorSet) -> list[Test]:
 
 
 def _combine(key: str, parts: tuple[Matcher, ...]) -> Test:
+    each = tuple(_all(tuple(t.holds for t in p.tests)) for p in parts)
     if key == "any":
-        return Test(
-            key,
-            lambda f: any(p.holds(f) for p in parts),
-            lambda s, c: max(p.all_on_pair(s, c) for p in parts),
-            parts,
-        )
-    return Test(
-        key,
-        lambda f: all(p.holds(f) for p in parts),
-        lambda s, c: min(p.all_on_pair(s, c) for p in parts),
-        parts,
-    )
+        return Test(key, _any(each), lambda s, c: max(p.all_on_pair(s, c) for p in parts), parts)
+    return Test(key, _all(each), lambda s, c: min(p.all_on_pair(s, c) for p in parts), parts)
 
 
 def _subject(m: SubjectMatch) -> Test:
@@ -211,8 +213,8 @@ def _subject(m: SubjectMatch) -> Test:
         preds.append(lambda s: s.disability in kinds or (any_kind and s.has_disability))
     if m.has_id is not None:
         preds.append(lambda s: s.has_id == m.has_id)
-    checks = tuple(preds)
-    return Test("subject", lambda f: any(all(p(s) for p in checks) for s in f.subjects))
+    one = _all(tuple(preds))
+    return Test("subject", lambda f: any(one(s) for s in f.subjects))
 
 
 def _age(cmp: NumberCompare) -> Callable[[SubjectFacts], bool]:
@@ -274,11 +276,10 @@ def _detail(path: str, ops: dict[str, Any]) -> Test:
     checks: list[Callable[[Any], bool]] = []
     for op, x in ops.items():
         checks.append(_OPS[op](x))
-    run = tuple(checks)
+    check = _all(tuple(checks))
 
     def holds(facts: Facts) -> bool:
-        value = detail_value(facts.details, parts)
-        return all(check(value) for check in run)
+        return check(detail_value(facts.details, parts))
 
     return Test(f"details.{path}", holds)
 

@@ -588,3 +588,14 @@ def test_errors_in_a_multi_line_any_name_the_element_line():
 
 def test_the_shipped_file_still_loads():
     parse_rules((Path(__file__).resolve().parents[3] / "routing_rules.toml").read_text(), "routing_rules.toml")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/RULES.md"])
+def test_the_documented_example_route_loads(doc):
+    import re
+
+    repo = Path(__file__).resolve().parents[3]
+    block = re.search(r"```toml\n(.*?)```", (repo / doc).read_text(encoding="utf-8"), re.S).group(1)
+    rules = parse_rules((repo / "routing_rules.toml").read_text() + "\n" + block, doc)
+    name = re.search(r'name = "([^"]+)"', block).group(1)
+    assert any(child.name == name and child.fact_driven for child in rules.root.children)
