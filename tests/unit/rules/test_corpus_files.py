@@ -33,6 +33,7 @@ EXPECT_KEYS = {"recipients", "exact", "absent", "min_priority", "max_priority", 
 # 二.(一).2.(4), 二.(一).2.(2)-3 (the third "——" item under a measure), 二.(三).2.(4)-1
 CLAUSE = re.compile(r"^[一二三四五六]\.\([一二三四五六七]\)\.[12]\.\(\d\)(-\d{1,2})?$")
 BRACKET = re.compile(r"\[[^\[\]]+\]")
+MIN_CASES, MIN_PER_SOURCE = 100, 18  # issue 13 item 4
 
 
 def load(path: Path) -> dict:
@@ -65,6 +66,14 @@ def bracket_roles(bracket: str) -> tuple[set[str], set[str], bool]:
                     elif name in BY_NAME_ZH:
                         target.add(BY_NAME_ZH[name])
     return leads, coops, all_members
+
+
+def test_the_corpus_is_large_enough_and_covers_every_source():
+    per_source = Counter(path.parent.name for path in FILES)
+    assert len(FILES) >= MIN_CASES, f"{len(FILES)} cases, want at least {MIN_CASES}"
+    for source in Source:
+        assert per_source[source.value] >= MIN_PER_SOURCE, f"{source.value}: {per_source[source.value]} cases"
+    assert set(per_source) <= {s.value for s in Source}, f"unknown source folders: {set(per_source)}"
 
 
 def test_case_ids_are_unique():
