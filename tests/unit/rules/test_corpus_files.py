@@ -28,7 +28,7 @@ BY_NAME_ZH = {spec["name_zh"]: dept for dept, spec in DEPARTMENTS.items()}
 ALL_MEMBERS = "区反拐联席会议各成员单位"  # "every member unit of the joint meeting"
 
 REQUIRED = {"id", "title", "clause", "clause_text", "source", "submission", "expect"}
-OPTIONAL = {"note"}
+OPTIONAL = {"notes"}
 EXPECT_KEYS = {"recipients", "exact", "absent", "min_priority", "max_priority", "case_owner"}
 # 二.(一).2.(4), 二.(一).2.(2)-3 (the third "——" item under a measure), 二.(三).2.(4)-1
 CLAUSE = re.compile(r"^[一二三四五六]\.\([一二三四五六七]\)\.[12]\.\(\d\)(-\d{1,2})?$")
