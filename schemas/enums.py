@@ -210,18 +210,28 @@ class AgeBand(StrEnum):
         """PIPL art. 28: a child under 14's personal information is sensitive information."""
         return self in (AgeBand.infant, AgeBand.child)
 
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        """The youngest and oldest age of the band (None for ``unknown``)."""
+        return _AGE_BOUNDS.get(self.value)
+
     @classmethod
     def for_age(cls, age: int) -> AgeBand:
-        for band, upper in (
-            (cls.infant, 5),
-            (cls.child, 13),
-            (cls.adolescent, 17),
-            (cls.young_adult, 29),
-            (cls.adult, 59),
-        ):
-            if age <= upper:
+        for band in cls:
+            bounds = band.bounds
+            if bounds is not None and age <= bounds[1]:
                 return band
         return cls.senior
+
+
+_AGE_BOUNDS = {
+    "0-5": (0, 5),
+    "6-13": (6, 13),
+    "14-17": (14, 17),
+    "18-29": (18, 29),
+    "30-59": (30, 59),
+    "60+": (60, 120),
+}
 
 
 class Consent(StrEnum):

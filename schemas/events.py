@@ -369,12 +369,29 @@ class RoutingDecision(Event):
     decided_at: AwareDatetime
     fallback: bool = Field(False, description="No route matched; the root's recipients were used.")
     matched_routes: tuple[tuple[str, ...], ...] = Field(description="Each matched route as its path of route names.")
+    matched_by: tuple[tuple[str, ...], ...] = Field(
+        (),
+        description="For each matched route, the kinds of its match tests that held (e.g. category, subject, "
+        "indicators.any, details.venue_type); never values. Empty in decisions made before it was recorded.",
+    )
+    priority_route: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="The route (path of names) whose priority raised the report above the reporter's urgency; "
+        "null when the priority is the reporter's urgency.",
+    )
     recipients: tuple[RecipientDecision, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingDecision:
         if self.decision_id != self.report_id:
             raise ValueError("decision_id must equal report_id")
+        if self.priority.rank < self.urgency.rank:
+            raise ValueError(f"priority '{self.priority.value}' is below the urgency '{self.urgency.value}'")
+        if self.priority_route is not None and self.priority.rank == self.urgency.rank:
+            raise ValueError("priority_route is given but the priority is the reporter's urgency")
+        if self.matched_by and len(self.matched_by) != len(self.matched_routes):
+            raise ValueError("matched_by must have one entry per matched route")
         _check_recipients(self.report_id, self.recipients, "recipients")
         return self
 

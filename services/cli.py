@@ -139,6 +139,7 @@ SUBSYSTEM_MODULES = (
     "schemas.cli",
     "services.adapters.cli",
     "services.router.cli",
+    "services.rules.cli",
     "services.tracker.cli",
     "services.inbox.cli",
     "services.reconciler.cli",

@@ -83,6 +83,8 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         decided_at=routed_at,
         fallback=plan.result.fallback,
         matched_routes=plan.result.matched_paths,
+        matched_by=plan.result.matched_by,
+        priority_route=plan.result.priority_route,
         recipients=tuple(recipients),
     )
     return RoutedReport(referrals=tuple(referrals), decision=decision)

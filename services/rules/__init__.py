@@ -1,6 +1,14 @@
-"""Routing rules (``routing_rules.toml``): departments, clocks, escalation, the routing tree."""
+"""Routing rules (``routing_rules.toml``): departments, clocks, escalation, the routing tree.
 
-from services.rules.engine import Facts, RoutedRecipient, RouteResult
+``model`` / ``matchers``: the file's shape; ``detail_fields``: details paths per source;
+``facts``: what a route sees of a report; ``predicates``: what each matcher means;
+``engine``: the compiled tree; ``loader``: load, validate, plan; ``cases`` / ``explain`` /
+``coverage`` / ``diff`` / ``history`` / ``cli``: the ``cluebus rules`` tools. Reference:
+``docs/RULES.md``.
+"""
+
+from services.rules.engine import RoutedRecipient, RouteResult
+from services.rules.facts import Facts
 from services.rules.loader import (
     CompiledRules,
     PlannedReferral,

@@ -1,182 +1,175 @@
-"""The routing tree compiled for evaluation.
+"""The routing tree compiled for evaluation (pure: no I/O, no logging).
 
 Each node keeps, for every (source, category) pair, the ordered indices of the
-children whose matchers admit that pair. A report therefore only tests the
-children that can match it, so a tree with a thousand rules spread over
-sources and categories costs about what one with ten does.
+children whose matchers admit that pair (a child whose ``source``/``category``
+sit inside ``any``/``not`` is admitted for every pair those cannot rule out). A
+report therefore only tests the children that can match it, and only the tests
+its pair leaves open, so a tree with a thousand rules spread over sources and
+categories costs about what one with ten does (``bench/rules_scale.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import product
+from types import MappingProxyType
 from typing import Any
 
-from schemas.enums import Category, Priority, Role, Source, Urgency
-from services.rules.model import Matchers, Route
+from schemas.enums import Category, Priority, Role, Source
+from services.rules.facts import Facts
+from services.rules.model import Route
+from services.rules.predicates import ALWAYS, NEVER, Matcher, Problems, compile_matcher, conjunction, disjunction
 
-_RANK = {"normal": 0, "high": 1, "critical": 2}
-
-
-def rank(priority: str) -> int:
-    return _RANK[str(getattr(priority, "value", priority))]
-
-
-def max_priority(*priorities: Any) -> Priority:
-    return max((Priority(str(getattr(p, "value", p))) for p in priorities if p is not None), key=rank)
+Path = tuple[str, ...]
+NO_CASE_OWNER_CATEGORIES: Mapping[str, frozenset[Category]] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What the routing tree can see of a report: no personal values, only facts."""
+class CompileError(ValueError):
+    """Matchers that cannot be compiled; ``problems`` holds ``(loc, reason)`` pairs."""
 
-    source: Source
-    category: Category
-    urgency: Urgency
-    any_minor: bool = False
-    any_foreign: bool = False
-    any_disability: bool = False
-    indicators: frozenset[str] = frozenset()
-    township: str | None = None
-
-    @classmethod
-    def of(cls, report: Any) -> Facts:
-        subjects = getattr(report, "subjects", ()) or ()
-        location = getattr(report, "location", None)
-        return cls(
-            source=Source(report.source),
-            category=Category(report.category),
-            urgency=Urgency(report.urgency),
-            any_minor=any(s.is_minor for s in subjects),
-            any_foreign=any(s.is_foreign for s in subjects),
-            any_disability=any(s.has_disability for s in subjects),
-            indicators=frozenset(str(getattr(i, "value", i)) for i in report.indicators or ()),
-            township=getattr(location, "township_code", None) if location else None,
-        )
-
-
-def _admits(m: Matchers, facts: Facts, *, skip_indexed: bool) -> bool:
-    """True when every matcher given holds. ``skip_indexed`` leaves out source and category."""
-    if not skip_indexed:
-        if m.source is not None and facts.source not in m.source:
-            return False
-        if m.category is not None and facts.category not in m.category:
-            return False
-    if m.urgency is not None and facts.urgency not in m.urgency:
-        return False
-    if m.any_minor is not None and facts.any_minor != m.any_minor:
-        return False
-    if m.any_foreign is not None and facts.any_foreign != m.any_foreign:
-        return False
-    if m.any_disability is not None and facts.any_disability != m.any_disability:
-        return False
-    if m.indicators is not None and not (facts.indicators & {str(i.value) for i in m.indicators}):
-        return False
-    return not (m.township is not None and facts.township not in m.township)
-
-
-def _excludes(m: Matchers, facts: Facts, *, skip_indexed: bool) -> bool:
-    """True when any negative matcher hits (match_not: exclude on any listed value)."""
-    if m.is_empty():
-        return False
-    if not skip_indexed:
-        if m.source is not None and facts.source in m.source:
-            return True
-        if m.category is not None and facts.category in m.category:
-            return True
-    checks = [
-        m.urgency is not None and facts.urgency in m.urgency,
-        m.any_minor is not None and facts.any_minor == m.any_minor,
-        m.any_foreign is not None and facts.any_foreign == m.any_foreign,
-        m.any_disability is not None and facts.any_disability == m.any_disability,
-        m.indicators is not None and bool(facts.indicators & {str(i.value) for i in m.indicators}),
-        m.township is not None and facts.township in m.township,
-    ]
-    return any(checks)
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+        super().__init__("; ".join(reason for _, reason in problems))
 
 
 @dataclass(frozen=True)
 class Node:
     name: str
-    path: tuple[str, ...]
-    match: Matchers
-    match_not: Matchers
+    path: Path
+    match: Matcher
+    match_not: Matcher
+    rest: Callable[[Facts], bool] | None  # what the (source, category) index leaves to test; None: nothing
     recipients: tuple[tuple[str, Role], ...]
     priority: Priority | None  # effective (inherited) priority floor
+    priority_origin: Path | None  # the route whose own ``priority`` gives ``priority``
     case_owner_required: bool  # effective (inherited)
     continue_: bool
     children: tuple[Node, ...]
     index: dict[tuple[Source, Category], tuple[int, ...]] = field(repr=False)
+    kinds: tuple[str, ...] = ()  # of the ``match`` tests: recorded as ``matched_by``
 
-    def admits_rest(self, facts: Facts) -> bool:
-        return _admits(self.match, facts, skip_indexed=True) and not _excludes(self.match_not, facts, skip_indexed=True)
+    def on_pair(self, source: Source, category: Category) -> int:
+        """NEVER / MAYBE / ALWAYS: whether this node matches, knowing only source and category."""
+        return min(self.match.all_on_pair(source, category), ALWAYS - self.match_not.any_on_pair(source, category))
 
-
-def _admits_pair(route: Route, source: Source, category: Category) -> bool:
-    m, n = route.match, route.match_not
-    if m.source is not None and source not in m.source:
-        return False
-    if m.category is not None and category not in m.category:
-        return False
-    if n.source is not None and source in n.source:
-        return False
-    return not (n.category is not None and category in n.category)
+    @property
+    def fact_driven(self) -> bool:
+        """Matches on more than the report's source and category."""
+        return any(t.kind not in ("source", "category") for t in (*self.match.tests, *self.match_not.tests))
 
 
-def compile_tree(
+def compile_tree(route: Route) -> Node:
+    """The validated tree, compiled; raises :class:`CompileError` for ``details`` paths that do not exist."""
+    problems: Problems = []
+    root = _compile(route, (), None, None, False, frozenset(Source), ("route",), problems)
+    if problems:
+        raise CompileError(problems)
+    return root
+
+
+def _compile(
     route: Route,
-    parent_path: tuple[str, ...] = (),
-    inherited_priority: Priority | None = None,
-    inherited_case_owner: bool = False,
+    parent_path: Path,
+    inherited_priority: Priority | None,
+    inherited_origin: Path | None,
+    inherited_case_owner: bool,
+    scope: frozenset[Source],
+    loc: tuple[Any, ...],
+    problems: Problems,
 ) -> Node:
     path = (*parent_path, route.name)
-    priority = max_priority(inherited_priority, route.priority) if (inherited_priority or route.priority) else None
+    priority, origin = inherited_priority, inherited_origin
+    if route.priority is not None and (priority is None or route.priority.rank > priority.rank):
+        priority, origin = route.priority, path
     case_owner = inherited_case_owner if route.case_owner_required is None else route.case_owner_required
-    children = tuple(compile_tree(child, path, priority, case_owner) for child in route.routes)
-    index = {
-        (source, category): tuple(i for i, child in enumerate(route.routes) if _admits_pair(child, source, category))
-        for source, category in product(Source, Category)
-    }
+    if route.match.source is not None:
+        scope = frozenset(route.match.source)
+    match = compile_matcher(route.match, scope, (*loc, "match"), problems)
+    match_not = compile_matcher(route.match_not, scope, (*loc, "match_not"), problems)
+    children = tuple(
+        _compile(child, path, priority, origin, case_owner, scope, (*loc, "routes", i), problems)
+        for i, child in enumerate(route.routes)
+    )
+    # Top-level source and category tests are settled by the parent's index.
+    positive = conjunction(tuple(t for t in match.tests if t.kind not in ("source", "category")))
+    negative = disjunction(tuple(t for t in match_not.tests if t.kind not in ("source", "category")))
     return Node(
         name=route.name,
         path=path,
-        match=route.match,
-        match_not=route.match_not,
+        match=match,
+        match_not=match_not,
+        rest=_rest(positive, negative),
         recipients=tuple((r.department, r.role) for r in route.recipients),
         priority=priority,
+        priority_origin=origin,
         case_owner_required=case_owner,
         continue_=route.continue_,
         children=children,
-        index=index,
+        index={
+            (source, category): tuple(i for i, c in enumerate(children) if c.on_pair(source, category) != NEVER)
+            for source, category in product(Source, Category)
+        },
+        kinds=match.kinds(),
     )
+
+
+def _rest(
+    positive: Callable[[Facts], bool] | None, negative: Callable[[Facts], bool] | None
+) -> Callable[[Facts], bool] | None:
+    if negative is None:
+        return positive
+    if positive is None:
+        return lambda facts: not negative(facts)
+    return lambda facts: positive(facts) and not negative(facts)
 
 
 @dataclass(frozen=True)
 class RoutedRecipient:
     department: str
     role: Role
-    rule_path: tuple[str, ...]  # the first matched route that named this department
+    rule_path: Path  # the first matched route that named this department
     case_owner_required: bool
+    via: tuple[Path, ...] = ()  # every matched route that named it
 
 
 @dataclass(frozen=True)
 class RouteResult:
     recipients: tuple[RoutedRecipient, ...]
     priority: Priority
-    matched_paths: tuple[tuple[str, ...], ...]
+    matched_paths: tuple[Path, ...]
     fallback: bool  # True when no route matched and the root's recipients were used
+    priority_route: Path | None = None  # the route that raised the priority; None: the reporter's urgency
+    matched_by: tuple[tuple[str, ...], ...] = ()  # per matched route, the kinds of its ``match`` tests
 
     def departments(self) -> dict[str, Role]:
         return {r.department: r.role for r in self.recipients}
 
 
-def evaluate(root: Node, facts: Facts) -> RouteResult:
+# Enum members read once: attribute access on an enum class costs a descriptor call, and the
+# merge below runs for every recipient of every report.
+_LEAD, _COOPERATING = Role.lead, Role.cooperating
+Trace = list[tuple[Node, bool]]  # every child tested, and whether it was admitted
+
+
+def evaluate(
+    root: Node,
+    facts: Facts,
+    case_owner_categories: Mapping[str, frozenset[Category]] = NO_CASE_OWNER_CATEGORIES,
+    trace: Trace | None = None,
+) -> RouteResult:
+    """Route one report's facts. A lead needs a case owner when its route says so (inherited) or when
+    the report's category is one of its department's ``case_owner_categories``."""
+    pair = (facts.source, facts.category)
     matched: list[Node] = []
 
     def walk(node: Node) -> None:
-        for i in node.index[(facts.source, facts.category)]:
+        for i in node.index[pair]:
             child = node.children[i]
-            if child.admits_rest(facts):
+            admitted = child.rest is None or child.rest(facts)
+            if trace is not None:
+                trace.append((child, admitted))
+            if admitted:
                 matched.append(child)
                 walk(child)
                 if not child.continue_:
@@ -188,25 +181,63 @@ def evaluate(root: Node, facts: Facts) -> RouteResult:
     merged: dict[str, RoutedRecipient] = {}
     for node in contributing:
         for department, role in node.recipients:
-            lead = role == Role.lead
-            owner = node.case_owner_required and lead
-            if department not in merged:
-                merged[department] = RoutedRecipient(department, Role(role), node.path, owner)
+            lead = role is _LEAD
+            owner = lead and (node.case_owner_required or facts.category in case_owner_categories.get(department, ()))
+            known = merged.get(department)
+            if known is None:
+                merged[department] = RoutedRecipient(department, role, node.path, owner, (node.path,))
                 continue
-            known = merged[department]
             merged[department] = RoutedRecipient(
                 department,
-                Role.lead if (lead or known.role == Role.lead) else Role.cooperating,
+                _LEAD if (lead or known.role is _LEAD) else _COOPERATING,
                 known.rule_path,
                 known.case_owner_required or owner,
+                known.via if node.path in known.via else (*known.via, node.path),
             )
-    priority = max_priority(facts.urgency, *(n.priority for n in contributing))
+    priority = Priority.highest(facts.urgency, *(n.priority for n in contributing if n.priority is not None))
+    priority_route = None
+    if priority.rank > Priority.of(facts.urgency).rank:
+        priority_route = next(n.priority_origin for n in contributing if n.priority == priority)
     return RouteResult(
         recipients=tuple(merged.values()),
         priority=priority,
         matched_paths=tuple(n.path for n in contributing),
         fallback=fallback,
+        priority_route=priority_route,
+        matched_by=tuple(n.kinds for n in contributing),
     )
+
+
+def leadless_pairs(root: Node) -> dict[Category, set[Source]]:
+    """The (source, category) pairs for which some facts would reach no lead department.
+
+    Each test the pair leaves open is taken as free to hold or not, independently of
+    the others, so this errs on the side of reporting a gap: it never misses one.
+    """
+    gaps: dict[Category, set[Source]] = {}
+    for source, category in product(Source, Category):
+        if (True, False) in _outcomes(root, source, category):
+            gaps.setdefault(category, set()).add(source)
+    return gaps
+
+
+def _outcomes(node: Node, source: Source, category: Category) -> set[tuple[bool, bool]]:
+    """Possible (some child matched, a lead among what matched below) of walking ``node``'s children."""
+    open_: set[tuple[bool, bool]] = {(False, False)}
+    stopped: set[tuple[bool, bool]] = set()
+    for i in node.index[(source, category)]:
+        child = node.children[i]
+        lead = any(role == Role.lead for _, role in child.recipients)
+        results = {lead or below for _, below in _outcomes(child, source, category)}
+        may_miss = child.on_pair(source, category) != ALWAYS
+        after: set[tuple[bool, bool]] = set()
+        for matched_before, had_lead in open_:
+            if may_miss:
+                after.add((matched_before, had_lead))
+            for got in results:
+                (after if child.continue_ else stopped).add((True, had_lead or got))
+        open_ = after
+    return open_ | stopped
 
 
 def count_routes(node: Node) -> int:
@@ -215,3 +246,12 @@ def count_routes(node: Node) -> int:
 
 def depth(node: Node) -> int:
     return 1 + max((depth(c) for c in node.children), default=0)
+
+
+def walk_nodes(node: Node) -> list[Node]:
+    """Every node below ``node``, depth first, parents before children."""
+    out = []
+    for child in node.children:
+        out.append(child)
+        out.extend(walk_nodes(child))
+    return out

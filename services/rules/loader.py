@@ -6,6 +6,8 @@ invariants the plan and the law require:
 
 * every recipient and escalation target is a known department;
 * DNA and biometric fields are visible to the police only;
+* every ``details`` path a matcher names is a field of a source the route can
+  see, and its values fit that field (``services/rules/detail_fields.py``);
 * every source and category, whatever the other facts of the report, reaches
   at least one lead department (so no report ends with nobody acting).
 """
@@ -17,15 +19,25 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import product
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.enums import Category, Priority, Role, Source, Urgency
+from schemas.enums import Category, Priority, Role, Source
 from services.rules.clocks import ALWAYS, Calendar, StageClocks, due_times
-from services.rules.engine import Facts, Node, RouteResult, compile_tree, count_routes, depth, evaluate
+from services.rules.engine import (
+    CompileError,
+    Node,
+    RouteResult,
+    Trace,
+    compile_tree,
+    count_routes,
+    depth,
+    evaluate,
+    leadless_pairs,
+)
+from services.rules.facts import Facts
 from services.rules.model import Department, EscalationChain, Route, RulesFile
 from services.rules.redaction import Projection, expand, forbidden_for_non_police
 
@@ -172,6 +184,10 @@ class CompiledRules:
     root: Node
     projections: dict[tuple[str, Source], Projection] = field(repr=False)
     source_name: str = "routing_rules.toml"
+    _owners: dict[str, frozenset[Category]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_owners", self.case_owner_categories)
 
     @property
     def departments(self) -> dict[str, Department]:
@@ -181,8 +197,14 @@ class CompiledRules:
     def police(self) -> str:
         return self.spec.police
 
-    def route(self, report: Any) -> RouteResult:
-        return evaluate(self.root, Facts.of(report))
+    @property
+    def case_owner_categories(self) -> dict[str, frozenset[Category]]:
+        return {d: dep.case_owner_categories for d, dep in self.departments.items() if dep.case_owner_categories}
+
+    def route(self, report: Any, trace: Trace | None = None) -> RouteResult:
+        """Route a report (or its :class:`Facts`); ``trace`` collects every route tested."""
+        facts = report if isinstance(report, Facts) else Facts.of(report)
+        return evaluate(self.root, facts, self._owners, trace)
 
     def clocks(self, department: str, priority: Priority) -> StageClocks:
         return self.departments[department].clocks.get(priority) or self.spec.defaults.clocks[priority]
@@ -207,9 +229,9 @@ class CompiledRules:
     def lead_decline_target(self, department: str) -> str:
         return self.escalation(department).on_lead_decline
 
-    def plan(self, report: Any, routed_at: datetime) -> RoutingPlan:
+    def plan(self, report: Any, routed_at: datetime, trace: Trace | None = None) -> RoutingPlan:
         """Everything the router needs to emit for one report (pure, deterministic)."""
-        result = self.route(report)
+        result = self.route(report, trace)
         report_json = report.model_dump(mode="json")
         refused = str(getattr(report.consent, "value", report.consent)) == "refused"
         source = Source(report.source)
@@ -217,10 +239,6 @@ class CompiledRules:
         for r in result.recipients:
             anonymise = refused and r.department != self.police
             copy, fields = self.projections[(r.department, source)].apply(report_json, anonymise=anonymise)
-            owner = r.case_owner_required or (
-                r.role == Role.lead
-                and Category(report.category) in self.departments[r.department].case_owner_categories
-            )
             planned.append(
                 PlannedReferral(
                     department=r.department,
@@ -228,7 +246,7 @@ class CompiledRules:
                     priority=result.priority,
                     rule_path=r.rule_path,
                     due=self.due(r.department, result.priority, routed_at),
-                    case_owner_required=owner,
+                    case_owner_required=r.case_owner_required,
                     anonymised=anonymise,
                     copy=copy,
                     fields=fields,
@@ -307,20 +325,12 @@ def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...]
 
     # Every (source, category) reaches a lead, whatever the report's other facts.
     if not problems:
-        uncovered: dict[str, set[str]] = {}
-        for source, category, urgency, minor, foreign, disability in product(
-            Source, Category, Urgency, (False, True), (False, True), (False, True)
-        ):
-            facts = Facts(source, category, urgency, minor, foreign, disability)
-            result = evaluate(root, facts)
-            if not any(r.role == Role.lead for r in result.recipients):
-                uncovered.setdefault(category.value, set()).add(source.value)
-        for category_value, sources in sorted(uncovered.items()):
+        for category, sources in sorted(leadless_pairs(root).items()):
             problems.append(
                 (
                     ("route",),
-                    f"category '{category_value}' can reach no lead department "
-                    f"(from {', '.join(sorted(sources))}, for some facts)",
+                    f"category '{category.value}' can reach no lead department "
+                    f"(from {', '.join(sorted(s.value for s in sources))}, for some facts)",
                 )
             )
     return problems
@@ -339,7 +349,10 @@ def parse_rules(text: str, source_name: str = "routing_rules.toml") -> CompiledR
     except ValidationError as exc:
         problems = [(locate(entries, tuple(err["loc"])), _where(tuple(err["loc"])), err["msg"]) for err in exc.errors()]
         raise RulesError(source_name, problems) from None
-    root = compile_tree(spec.route)
+    try:
+        root = compile_tree(spec.route)
+    except CompileError as exc:
+        raise RulesError(source_name, [(locate(entries, loc), _where(loc), msg) for loc, msg in exc.problems]) from None
     invariant_problems = _check_invariants(spec, root)
     if invariant_problems:
         raise RulesError(source_name, [(locate(entries, loc), _where(loc), msg) for loc, msg in invariant_problems])

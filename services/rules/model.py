@@ -7,7 +7,8 @@ skipped. Every matched node below the root contributes its recipients (so a
 child adds to what its parent routes); the root's recipients are the
 fallback when no child matches, which is why no report is routed to nobody.
 Options set on a node (``priority``, ``case_owner_required``) are inherited
-by its children.
+by its children. The matchers of ``match`` / ``match_not`` are in
+``services/rules/matchers.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.enums import Category, Indicator, Priority, Role, Source, Urgency
+from schemas.enums import Category, Priority, Role
 from services.rules.clocks import Calendar, Duration, StageClocks
+from services.rules.matchers import Matchers
 
 IDENT = r"^[a-z][a-z0-9_]{0,39}$"
 
@@ -66,30 +68,6 @@ class Department(_Strict):
     )
 
 
-class Matchers(_Strict):
-    """All given matchers must hold (AND); a list matches any of its values (OR)."""
-
-    source: frozenset[Source] | None = None
-    category: frozenset[Category] | None = None
-    urgency: frozenset[Urgency] | None = None
-    any_minor: bool | None = None
-    any_foreign: bool | None = None
-    any_disability: bool | None = None
-    indicators: frozenset[Indicator] | None = Field(None, description="Any of these indicators.")
-    township: frozenset[str] | None = Field(None, description="Township codes (9 digits).")
-
-    @field_validator("township")
-    @classmethod
-    def _codes(cls, value: frozenset[str] | None) -> frozenset[str] | None:
-        for code in value or ():
-            if not re.fullmatch(r"\d{9}", code):
-                raise ValueError(f"township code {code!r} is not 9 digits")
-        return value
-
-    def is_empty(self) -> bool:
-        return all(getattr(self, name) is None for name in type(self).model_fields)
-
-
 class Recipient(_Strict):
     department: str = Field(pattern=IDENT)
     role: Role
@@ -101,7 +79,9 @@ class Route(_Strict):
     match: Matchers = Field(default_factory=Matchers)
     match_not: Matchers = Field(default_factory=Matchers)
     recipients: tuple[Recipient, ...] = ()
-    priority: Priority | None = Field(None, description="Raise the priority to at least this.")
+    priority: Priority | None = Field(
+        None, description="Raise the priority of what this subtree routes to at least this (never lowers it)."
+    )
     case_owner_required: bool | None = Field(
         None, description="Lead acceptance in this subtree must name a case owner."
     )

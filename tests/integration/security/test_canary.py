@@ -198,18 +198,25 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
 
         admin = bus.settings("admin")
         names = bus.names
-        referral_topics = [names.referral(d) for d in ("police", "womens_federation", "civil_affairs")]
+        # A hospital's report of a trafficked woman: health, police and civil affairs lead
+        # (plan 二.(一).2.(3)-3 [区卫健委、公安静海分局、区民政局负责]).
+        recipients = ("police", "health", "civil_affairs")
+        referral_topics = [names.referral(d) for d in recipients]
         found = collect_secure(admin, referral_topics, lambda ms: len(ms) >= 3)
         referrals = {
             Referral.model_validate_json(m.value).department: Referral.model_validate_json(m.value) for m in found
         }
-        assert set(referrals) == {"police", "womens_federation", "civil_affairs"}
+        assert set(referrals) == set(recipients)
         for department, referral in referrals.items():
             payload = json.dumps(referral.report, ensure_ascii=False)
             for path, marker in markers.items():
                 assert (marker in payload) == (path in referral.fields), (department, path)
         assert all(m in json.dumps(referrals["police"].report) for m in markers.values())
-        assert markers["subjects.name"] not in json.dumps(referrals["womens_federation"].report)
+        # Civil affairs may see who the people are, not the hospital's record or certificate numbers.
+        civil_affairs = json.dumps(referrals["civil_affairs"].report, ensure_ascii=False)
+        assert markers["subjects.name"] in civil_affairs
+        assert markers["details.record_number"] not in civil_affairs
+        assert markers["details.newborn.birth_certificate_number"] not in civil_affairs
 
         audit = collect_secure(admin, [names.decisions, names.status, names.escalations], lambda ms: False, timeout=5)
         metrics = "".join(

@@ -15,55 +15,11 @@ from services.rules.clocks import Calendar, parse_duration
 from services.rules.redaction import DNA_PATTERN
 
 from ..schemas.strategies import submissions
+from .support import HEAD, rules_with
 
 REPO = Path(__file__).resolve().parents[3]
 RULES = load_rules(REPO / "routing_rules.toml")
 REPORTS = load_examples("v1", "reports")
-
-HEAD = dedent("""
-    version = "t1"
-    always_shared = ["report_id", "source", "category"]
-    anonymise = ["subjects.name", "narrative"]
-    [calendars.office]
-    [calendars.always]
-    always = true
-    [defaults]
-    calendar = "office"
-    [defaults.clocks.critical]
-    received = "5m"
-    decided = "10m"
-    completed = "1d"
-    [defaults.clocks.high]
-    received = "1h"
-    decided = "2h"
-    completed = "2d"
-    [defaults.clocks.normal]
-    received = "4h"
-    decided = "8h"
-    completed = "3d"
-    [defaults.escalation]
-    repeat = "1h"
-    levels = [{ after = "0s", to = "{department}.supervisor" }, { after = "1h", to = "joint_meeting" }]
-    [departments.police]
-    name_zh = "公安"
-    name_en = "Police"
-    fields = ["*"]
-    [departments.joint_meeting]
-    name_zh = "联席"
-    name_en = "Joint meeting"
-    [departments.education]
-    name_zh = "教育"
-    name_en = "Education"
-    fields = ["subjects.age_band", "details.*"]
-    [departments.hrss]
-    name_zh = "人社"
-    name_en = "HRSS"
-    fields = ["subjects.name", "narrative"]
-""")
-
-
-def rules_with(tree: str):
-    return parse_rules(HEAD + dedent(tree), "inline.toml")
 
 
 def facts(source="school", category="other", urgency="normal", **kw):
@@ -358,7 +314,7 @@ def test_consent_refused_anonymises_non_police_copies_only():
     by_dept = {p.department: p for p in plan.referrals}
     assert by_dept["police"].copy["subjects"][0]["name"] == report.subjects[0].name
     assert not by_dept["police"].anonymised
-    for dep in ("womens_federation", "civil_affairs"):
+    for dep in ("health", "civil_affairs"):
         assert by_dept[dep].anonymised
         assert "name" not in by_dept[dep].copy["subjects"][0]
         assert "narrative" not in by_dept[dep].copy
@@ -405,3 +361,129 @@ def test_critical_clocks_ignore_working_hours():
     due = RULES.due("education", Priority.critical, saturday)
     assert due["received"] - saturday == timedelta(minutes=15)
     assert RULES.due("education", Priority.normal, saturday)["received"] - saturday > timedelta(days=1)
+
+
+PRIORITY_TREE = """
+    [route]
+    name = "root"
+    recipients = [{ department = "police", role = "lead" }]
+
+    [[route.routes]]
+    name = "missing"
+    match.category = ["missing_child"]
+    priority = "critical"
+    continue = true
+    recipients = [{ department = "police", role = "lead" }]
+
+    [[route.routes]]
+    name = "minor-victim"
+    match.subject = { role = ["victim"], minor = true }
+    match.indicators = { any = ["physical_sexual_violence"] }
+    priority = "high"
+    continue = true
+    recipients = [{ department = "education", role = "lead" }]
+
+      [[route.routes.routes]]
+      name = "young"
+      match.subject = { role = ["victim"], age = { lt = 14 } }
+      priority = "critical"
+      continue = true
+      recipients = []
+
+      [[route.routes.routes]]
+      name = "inherits"
+      match.source = ["labour"]
+      recipients = [{ department = "hrss", role = "cooperating" }]
+
+    [[route.routes]]
+    name = "no-op"
+    match.source = ["venue"]
+    priority = "normal"
+    recipients = [{ department = "police", role = "lead" }]
+"""
+
+
+def _priority_facts(urgency, age=None, violence=True, category="harm_to_minor", source="school"):
+    return Facts.from_mapping(
+        {
+            "source": source,
+            "category": category,
+            "urgency": urgency,
+            "subjects": [{"role": "victim", "age": age}] if age is not None else [{"role": "victim"}],
+            "indicators": ["physical_sexual_violence"] if violence else [],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "facts_, priority, route",
+    [
+        # the reporter's urgency is never lowered, and is not credited to a route
+        (_priority_facts("critical", age=15), "critical", None),
+        (_priority_facts("high", age=15), "high", None),
+        (_priority_facts("high", age=30, source="venue", category="other"), "high", None),
+        # a fact-driven route raises it and is recorded
+        (_priority_facts("normal", age=15), "high", ("root", "minor-victim")),
+        (_priority_facts("normal", age=12), "critical", ("root", "minor-victim", "young")),
+        (_priority_facts("high", age=12), "critical", ("root", "minor-victim", "young")),
+        # a child without a priority of its own: the route that set it is credited
+        (_priority_facts("normal", age=15, source="labour"), "high", ("root", "minor-victim")),
+        # a category route, before the fact-driven one in the tree
+        (_priority_facts("normal", age=12, category="missing_child"), "critical", ("root", "missing")),
+        # no raising facts: the urgency
+        (_priority_facts("normal", age=15, violence=False), "normal", None),
+    ],
+)
+def test_priority_from_facts_never_below_urgency_and_credited_to_its_route(facts_, priority, route):
+    result = rules_with(PRIORITY_TREE).route(facts_)
+    assert result.priority == Priority(priority)
+    assert result.priority_route == route
+
+
+@settings(max_examples=80, deadline=None)
+@given(submissions())
+def test_the_shipped_rules_never_lower_the_urgency(case):
+    source, data = case
+    report = make_report(
+        SUBMISSION_MODELS[source].model_validate(data),
+        source=source,
+        report_id=uuid7(),
+        source_system="sys-1",
+        received_at=datetime.now(UTC),
+    )
+    result = RULES.route(report)
+    assert result.priority.rank >= Priority.of(report.urgency).rank
+    assert (result.priority_route is None) == (result.priority.rank == Priority.of(report.urgency).rank)
+    assert len(result.matched_by) == len(result.matched_paths)
+
+
+def test_the_decision_records_the_priority_route_and_matcher_kinds_never_values():
+    import json
+
+    from schemas import parse_report
+    from services.router.routing import route_report
+
+    rules = rules_with("""
+        [route]
+        name = "root"
+        recipients = [{ department = "police", role = "lead" }]
+        [[route.routes]]
+        name = "labour"
+        match.category = ["child_labour"]
+        continue = true
+        recipients = [{ department = "hrss", role = "lead" }]
+          [[route.routes.routes]]
+          name = "young-worker"
+          match.subject = { minor = true }
+          match.details = { youngest_worker_age = { lt = 16 } }
+          priority = "high"
+          recipients = [{ department = "education", role = "cooperating" }]
+    """)
+    report = parse_report(json.dumps({**REPORTS["labour-child_labour"], "urgency": "normal"}))
+    decision = route_report(rules, report, datetime.now(UTC)).decision
+    assert decision.priority == Priority.high
+    assert decision.priority_route == ("root", "labour", "young-worker")
+    assert decision.matched_routes == (("root", "labour"), ("root", "labour", "young-worker"))
+    assert decision.matched_by == (("category",), ("subject", "details.youngest_worker_age"))
+    text = decision.model_dump_json()
+    assert report.subjects[0].name not in text

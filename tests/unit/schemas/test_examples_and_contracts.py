@@ -78,6 +78,13 @@ def test_v1_event_examples_still_parse_and_round_trip(name):
     assert model.model_validate_json(dump_event(event)) == event
 
 
+def test_a_decision_recorded_before_matched_by_and_priority_route_still_parses():
+    data = {k: v for k, v in EVENTS["routing-decision"].items() if k not in ("matched_by", "priority_route")}
+    decision = EVENT_MODELS["RoutingDecision"].model_validate(data)
+    assert decision.matched_by == () and decision.priority_route is None
+    validator("routing-decision").validate(data)
+
+
 @cache
 def validator(file_name: str) -> jsonschema.Draft202012Validator:
     schema = json.loads((HERE / JSON_DIR / f"{file_name}.json").read_text(encoding="utf-8"))

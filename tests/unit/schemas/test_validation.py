@@ -468,6 +468,10 @@ INVALID_EVENTS = [
         "decision_id must equal report_id",
     ),
     ("routing-decision", "recipients", [], "recipients", "at least 1"),
+    ("routing-decision", "priority", "high", "", "priority 'high' is below the urgency 'critical'"),
+    ("routing-decision", "priority_route", ["root", "trafficking"], "", "priority_route is given but"),
+    ("routing-decision", "priority_route", [], "priority_route", "at least 1"),
+    ("routing-decision", "matched_by", [["category"]], "", "one entry per matched route"),
     (
         "routing-decision",
         "recipients.1.referral_id",

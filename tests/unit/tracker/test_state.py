@@ -118,9 +118,9 @@ def test_invalid_transitions_are_rejected_with_the_reason(tracker, steps, last, 
     decision = decision_for("hospital-suspected_trafficking_woman")
     track = tracker.on_decision(None, decision, 0, epoch(T0)).track
     for stage, extra in steps:
-        assert not tracker.on_ack(track, ack(decision, "womens_federation", stage, T0, **extra), epoch(T0)).rejections
+        assert not tracker.on_ack(track, ack(decision, "civil_affairs", stage, T0, **extra), epoch(T0)).rejections
     stage, extra = last
-    out = tracker.on_ack(track, ack(decision, "womens_federation", stage, T0, **extra), epoch(T0))
+    out = tracker.on_ack(track, ack(decision, "civil_affairs", stage, T0, **extra), epoch(T0))
     assert [r.reason for r in out.rejections] == [reason]
     assert out.status is None
 
@@ -148,7 +148,7 @@ def test_unknown_and_misdirected_acknowledgements(tracker):
 
 
 def test_lead_decline_escalates_at_once_cooperating_decline_does_not(tracker):
-    decision = decision_for("hospital-suspected_trafficking_woman")
+    decision = decision_for("labour-child_labour")  # police lead, womens_federation cooperating
     track = tracker.on_decision(None, decision, 0, epoch(T0)).track
     out = tracker.on_ack(
         track, ack(decision, "womens_federation", "declined", T0, reason_code="not_in_remit", reason="x"), epoch(T0)

@@ -1,0 +1,50 @@
+"""Shared by the rules tests: a small valid rules file head, and rules built from it plus a tree."""
+
+from textwrap import dedent
+
+from services.rules import CompiledRules, parse_rules
+
+HEAD = dedent("""
+    version = "t1"
+    always_shared = ["report_id", "source", "category"]
+    anonymise = ["subjects.name", "narrative"]
+    [calendars.office]
+    [calendars.always]
+    always = true
+    [defaults]
+    calendar = "office"
+    [defaults.clocks.critical]
+    received = "5m"
+    decided = "10m"
+    completed = "1d"
+    [defaults.clocks.high]
+    received = "1h"
+    decided = "2h"
+    completed = "2d"
+    [defaults.clocks.normal]
+    received = "4h"
+    decided = "8h"
+    completed = "3d"
+    [defaults.escalation]
+    repeat = "1h"
+    levels = [{ after = "0s", to = "{department}.supervisor" }, { after = "1h", to = "joint_meeting" }]
+    [departments.police]
+    name_zh = "公安"
+    name_en = "Police"
+    fields = ["*"]
+    [departments.joint_meeting]
+    name_zh = "联席"
+    name_en = "Joint meeting"
+    [departments.education]
+    name_zh = "教育"
+    name_en = "Education"
+    fields = ["subjects.age_band", "details.*"]
+    [departments.hrss]
+    name_zh = "人社"
+    name_en = "HRSS"
+    fields = ["subjects.name", "narrative"]
+""")
+
+
+def rules_with(tree: str) -> CompiledRules:
+    return parse_rules(HEAD + dedent(tree), "inline.toml")
