@@ -89,9 +89,9 @@ def serve_adapter_without_outbox(source: str, port: int) -> None:
     logging alone reach, so the gap to the trivial endpoint splits into the request work
     and the durability (outbox and relay) part."""
     from schemas import Source  # the repository is on sys.path through kafka_baseline
-    from services.adapters.app import AdapterRuntime
     from services.adapters.cli import _run_adapter
     from services.adapters.outbox import Intake, Receipt
+    from services.adapters.runtime import AdapterRuntime
 
     async def store_in_memory(self: Any, intakes: list[Intake]) -> list[Receipt]:
         return [Receipt(i.report_id, i.received_at, False) for i in intakes]
