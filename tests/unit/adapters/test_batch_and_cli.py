@@ -54,7 +54,7 @@ def test_unknown_columns_are_none(name):
 
 def test_school_details_columns():
     assert resolve_column(S, "details.days_absent").kind == "int"
-    assert resolve_column(S, "details.left_behind").kind == "text"
+    assert resolve_column(S, "details.left_behind").kind == "bool"  # read as true/false: the models no longer coerce text
 
 
 def test_csv_rows_become_nested_json():
