@@ -271,6 +271,13 @@ def main() -> None:
         "CLUEBUS_KAFKA_BOOTSTRAP": args.bootstrap,
         "CLUEBUS_TOPICS_PREFIX": prefix,
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(tokens),
+        # The bench measures intake on loopback: plain HTTP (as the trivial endpoint), and
+        # rate limits out of the way of one address posting thousands of reports a second.
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
+        "CLUEBUS_ADAPTER_RATE_PER_ADDRESS": "1e6",
+        "CLUEBUS_ADAPTER_BURST_PER_ADDRESS": "1000000",
+        "CLUEBUS_ADAPTER_RATE_PER_SYSTEM": "1e6",
+        "CLUEBUS_ADAPTER_BURST_PER_SYSTEM": "1000000",
         "CLUEBUS_LOG_FORMAT": "json",
         "CLUEBUS_LOG_LEVEL": args.log_level,
         "PYTHONUNBUFFERED": "1",

@@ -2,8 +2,10 @@
 
 :class:`SubmissionIntake` turns a request into an :class:`~services.adapters.outbox.Intake`
 (the exact event bytes to store and publish) or raises a :class:`ClientError` naming the
-reason. Order of checks, kept by the routes: credentials (401/403), content type (415),
-body size (413, counted while reading), JSON and schema (422).
+reason. Order of checks, kept by the routes: the client address's rate and failed-login
+throttle (429 + Retry-After), credentials (401/403; with mutual TLS the certificate must
+be the token's system's), the system's rate (429), content type (415), body size (413,
+counted while reading; 408 when ``server.py`` cut a slow body off), JSON and schema (422).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from schemas import REPORT_MODELS, SCHEMA_VERSION, SUBMISSION_MODELS, Source, dump_event
 from services.adapters.auth import AuthError, Credential, TokenStore
 from services.adapters.errors import ClientError, field_errors
+from services.adapters.limits import TokenBuckets, retry_after
 from services.adapters.outbox import Intake
 from services.adapters.responses import utc_timestamp
 from services.adapters.settings import AdapterSettings
@@ -30,6 +33,9 @@ log = get_logger("cluebus.adapters")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 IDEMPOTENCY_KEY_RULE = "1 to 128 visible ASCII characters"
 JSON_TYPES = frozenset({"application/json"})
+# Keys of the per-request ASGI ``state`` that server.py fills in (the scope has no TLS data).
+PEER_CERT = "cluebus.peer_cert"  # the verified client certificate (ssl.getpeercert()) under mutual TLS
+CUT_OFF = "cluebus.cut_off"  # set when the body did not arrive within body_timeout_s
 
 
 class SubmissionIntake:
@@ -51,13 +57,33 @@ class SubmissionIntake:
             log.warning("no departmental system of this source in the tokens file", source=self.source.value)
         self.model = SUBMISSION_MODELS[self.source]
         self.report_model = REPORT_MODELS[self.source]
+        self.mutual_tls = settings.tls_client_cafile is not None
+        self.by_address = TokenBuckets(settings.rate_per_address, settings.burst_per_address)
+        self.by_system = TokenBuckets(settings.rate_per_system, settings.burst_per_system)
+        self.failures = TokenBuckets(settings.auth_failures_per_minute / 60.0, settings.auth_failure_burst)
 
     def authenticate(self, request: Request) -> Credential:
+        address = request.client.host if request.client else "-"
+        wait = self.by_address.take(address)
+        if wait:
+            raise _too_many("rate_limited", "too many requests from this address", wait)
+        wait = self.failures.wait(address)
+        if wait:
+            raise _too_many("auth_throttled", "too many failed authentications from this address", wait)
         try:
             cred = self.tokens.authenticate(request.headers.get("authorization"), self.source)
         except AuthError as exc:
+            self.failures.take(address)
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             raise ClientError(exc.status, exc.reason, exc.message, headers=headers) from None
+        if self.mutual_tls and peer_common_name(request) != cred.certificate_cn:
+            self.failures.take(address)
+            raise ClientError(
+                403, "certificate_mismatch", "the client certificate is not the one of this token's system"
+            )
+        wait = self.by_system.take(cred.source_system)
+        if wait:
+            raise _too_many("rate_limited", "too many requests from this system", wait)
         structlog.contextvars.bind_contextvars(source_system=cred.source_system)
         return cred
 
@@ -116,6 +142,20 @@ class SubmissionIntake:
 
 
 # -- request checks -------------------------------------------------------------------------------
+def _too_many(reason: str, what: str, wait: float) -> ClientError:
+    return ClientError(429, reason, f"{what}; retry later", headers={"Retry-After": retry_after(wait)})
+
+
+def peer_common_name(request: Request) -> str | None:
+    """The CN of the client certificate the TLS handshake verified, if any."""
+    cert = request.scope.get("state", {}).get(PEER_CERT)
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
 def media_type(request: Request) -> tuple[str, str | None]:
     raw = request.headers.get("content-type", "")
     media, _, params = raw.partition(";")
@@ -149,6 +189,9 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise ClientError(413, "payload_too_large", f"the body is larger than {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
+        cut = request.scope.get("state", {}).get(CUT_OFF)
+        if cut:
+            raise ClientError(408, cut, "the body did not arrive in the time allowed") from None
         raise ClientError(400, "bad_request", "the client went away before the body was read") from None
     return b"".join(chunks)
 

@@ -185,6 +185,7 @@ def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
         "CLUEBUS_ADAPTER_PORT": str(port),
         "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
     }
 
 
