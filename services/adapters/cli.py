@@ -131,13 +131,18 @@ def token_hash_command() -> None:
 @adapter_group.command("dev-tls")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--system", "systems", multiple=True, help="A departmental system id to issue a client certificate for.")
-def dev_tls_command(folder: Path, systems: tuple[str, ...]) -> None:
+@click.option("--client-ca-name", default=None, help="Also write the CA as this file name (the clients' CA).")
+def dev_tls_command(folder: Path, systems: tuple[str, ...], client_ca_name: str | None) -> None:
     """Issue local-CA certificates for trying the adapters with TLS (never for production)."""
+    import shutil
+
     from services.adapters.tls_dev import make_dev_tls
     from services.devkafka.local_ca import CAError
 
     try:
         tls = make_dev_tls(folder, systems)
+        if client_ca_name:
+            shutil.copyfile(tls.ca, tls.folder / Path(client_ca_name).name)
     except (CAError, OSError) as exc:
         click.echo(f"cluebus: error: {exc}", err=True)
         sys.exit(1)
