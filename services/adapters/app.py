@@ -93,5 +93,5 @@ def create_app(
     install_error_handlers(app, rt.metrics, field_paths(intake.model))
     add_intake_routes(app, rt, intake)
     add_operations_routes(app, rt)
-    install_openapi(app, intake.model)
+    install_openapi(app, intake.model, source)
     return app

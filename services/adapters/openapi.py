@@ -8,14 +8,37 @@ types, the ``Idempotency-Key`` header and bearer authentication on every ``/v1/`
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from schemas import ENVELOPE_FIELDS, Source
+from schemas.examples import load_examples
+from services.adapters.intake import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE
 
-def install_openapi(app: FastAPI, model: type[BaseModel]) -> None:
+
+def example_submission(source: Source) -> dict[str, Any]:
+    """The first bundled example of ``source``, as its systems post it (no envelope)."""
+    reports = sorted((k, v) for k, v in load_examples("v1").items() if v.get("source") == source.value)
+    return {k: v for k, v in reports[0][1].items() if k not in ENVELOPE_FIELDS}
+
+
+def example_csv(source: Source) -> str:
+    """A one-row CSV the batch endpoint accepts: plain columns, objects and lists as JSON cells."""
+    data = example_submission(source)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(list(data))
+    writer.writerow([v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in data.values()])
+    return out.getvalue()
+
+
+def install_openapi(app: FastAPI, model: type[BaseModel], source: Source) -> None:
     """Replace ``app.openapi`` with a builder that adds the parts above (built once, cached)."""
 
     def openapi() -> dict[str, Any]:
@@ -32,15 +55,20 @@ def install_openapi(app: FastAPI, model: type[BaseModel]) -> None:
         single = paths["/v1/reports"]["post"]
         single["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "example": example_submission(source),
+                }
+            },
         }
         single["parameters"] = [
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 128},
-                "description": "Optional; a retry with the same key gets the original receipt.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": IDEMPOTENCY_KEY.pattern},
+                "description": f"Optional ({IDEMPOTENCY_KEY_RULE}); a retry with it gets the original receipt.",
             }
         ]
         paths["/v1/reports/batch"]["post"]["requestBody"] = {
@@ -48,11 +76,11 @@ def install_openapi(app: FastAPI, model: type[BaseModel]) -> None:
             "content": {
                 "application/x-ndjson": {
                     "schema": {"type": "string"},
-                    "example": "{...one submission...}\n{...another...}\n",
+                    "example": json.dumps(example_submission(source), ensure_ascii=False) + "\n",
                 },
                 "text/csv": {
                     "schema": {"type": "string"},
-                    "example": "source_ref,reported_at,category,...\n",
+                    "example": example_csv(source),
                 },
             },
         }

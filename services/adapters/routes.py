@@ -38,7 +38,9 @@ from services.common.metrics import exposition
 log = get_logger("cluebus.adapters")
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 408, 413, 415, 422, 429, 503)
+}
 
 
 def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake) -> None:
@@ -170,7 +172,7 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
         tags=["intake"],
         response_model=ReportStateOut,
         summary="The receipt of a report and where it stands per department",
-        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+        responses={code: {"model": ErrorOut} for code in (401, 403, 404, 429)},
     )
     async def get_report(report_id: str, request: Request) -> ReportStateOut:
         cred = intake.authenticate(request)

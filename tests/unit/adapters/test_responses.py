@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, TypeAdapter
@@ -56,3 +57,25 @@ def test_every_time_in_a_receipt_has_one_format(make_client):
     assert view["status"]["updated_at"] == "2026-01-01T00:00:00Z"
     for text in (view["received_at"], view["published_at"], view["status"]["updated_at"]):
         assert text.endswith("Z") and datetime.fromisoformat(text).tzinfo is not None
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_the_openapi_examples_are_accepted(make_client, source):
+    client = make_client(source)
+    doc = client.get("/openapi.json").json()
+    single = doc["paths"]["/v1/reports"]["post"]
+    body = single["requestBody"]["content"]["application/json"]["example"]
+    key = single["parameters"][0]["schema"]
+    assert key["pattern"] and key["maxLength"] == 128
+    assert (
+        client.post("/v1/reports", json=body, headers={**auth(source), "Idempotency-Key": "~" * 128}).status_code == 202
+    )
+    batch = doc["paths"]["/v1/reports/batch"]["post"]["requestBody"]["content"]
+    for media in ("text/csv", "application/x-ndjson"):
+        r = client.post(
+            "/v1/reports/batch",
+            content=batch[media]["example"].encode(),
+            headers={"Content-Type": media, **auth(source)},
+        )
+        assert r.status_code == 200 and r.json()["rejected"] == 0, (media, r.text)
+    assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
