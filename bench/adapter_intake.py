@@ -89,9 +89,9 @@ def serve_adapter_without_outbox(source: str, port: int) -> None:
     logging alone reach, so the gap to the trivial endpoint splits into the request work
     and the durability (outbox and relay) part."""
     from schemas import Source  # the repository is on sys.path through kafka_baseline
-    from services.adapters.app import AdapterRuntime
     from services.adapters.cli import _run_adapter
     from services.adapters.outbox import Intake, Receipt
+    from services.adapters.runtime import AdapterRuntime
 
     async def store_in_memory(self: Any, intakes: list[Intake]) -> list[Receipt]:
         return [Receipt(i.report_id, i.received_at, False) for i in intakes]
@@ -271,6 +271,13 @@ def main() -> None:
         "CLUEBUS_KAFKA_BOOTSTRAP": args.bootstrap,
         "CLUEBUS_TOPICS_PREFIX": prefix,
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(tokens),
+        # The bench measures intake on loopback: plain HTTP (as the trivial endpoint), and
+        # rate limits out of the way of one address posting thousands of reports a second.
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
+        "CLUEBUS_ADAPTER_RATE_PER_ADDRESS": "1e6",
+        "CLUEBUS_ADAPTER_BURST_PER_ADDRESS": "1000000",
+        "CLUEBUS_ADAPTER_RATE_PER_SYSTEM": "1e6",
+        "CLUEBUS_ADAPTER_BURST_PER_SYSTEM": "1000000",
         "CLUEBUS_LOG_FORMAT": "json",
         "CLUEBUS_LOG_LEVEL": args.log_level,
         "PYTHONUNBUFFERED": "1",

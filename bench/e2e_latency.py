@@ -184,6 +184,9 @@ def main() -> None:
     env = rt.service_env(args.bootstrap, prefix, work / "state")
     port = kb.free_port()
     env |= {"CLUEBUS_ADAPTER_PORT": str(port), "CLUEBUS_ADAPTER_TOKENS_FILE": str(TOKENS)}
+    env |= {"CLUEBUS_ADAPTER_PLAIN_HTTP": "true", "CLUEBUS_ADAPTER_RATE_PER_ADDRESS": "1e6"}
+    env |= {"CLUEBUS_ADAPTER_BURST_PER_ADDRESS": "1000000", "CLUEBUS_ADAPTER_RATE_PER_SYSTEM": "1e6"}
+    env |= {"CLUEBUS_ADAPTER_BURST_PER_SYSTEM": "1000000"}
     logs = work / "logs"
     reader = PoliceReader(args.bootstrap, names.referral("police"))
     reader.start()

@@ -6,16 +6,15 @@ and the rule that DNA and biometric data are for the police only.
 """
 
 from schemas.base import (
-    DNA_KEY,
     SCHEMA_VERSION,
     SENSITIVITY_KEY,
     Model,
     Sensitivity,
     field_paths,
-    find_dna_keys,
     personal,
     sensitive_fields,
 )
+from schemas.dna import DNA_KEY, dna_content, find_dna_keys
 from schemas.enums import (
     AckStage,
     AgeBand,
@@ -92,6 +91,7 @@ __all__ = [
     "Sensitivity",
     "field_paths",
     "find_dna_keys",
+    "dna_content",
     "personal",
     "sensitive_fields",
     "AckStage",

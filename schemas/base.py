@@ -1,8 +1,10 @@
-"""Base model, sensitivity marks and the field registry used by redaction and log scrubbing."""
+"""Base model, sensitivity marks and the field registry used by redaction and log scrubbing.
+
+The rule that DNA and biometric data are for the police only lives in ``schemas/dna.py``.
+"""
 
 from __future__ import annotations
 
-import re
 import typing
 from enum import StrEnum
 from functools import cache
@@ -98,67 +100,3 @@ def sensitive_fields(model: type[BaseModel]) -> dict[str, Sensitivity]:
     Computed once per model; the caller gets its own copy.
     """
     return dict(_sensitive(model))
-
-
-# Keys that would carry DNA or biometric data. The plan reserves DNA to the police, so
-# no source may send it; saying so beats a generic "extra field" error.
-DNA_KEY = re.compile(r"dna|genetic|biometric|fingerprint|iris|face_?print|voiceprint", re.I)
-DNA_MESSAGE = "DNA and biometric data may only be collected by the police (field '{path}'); do not send it"
-
-
-def find_dna_keys(data: Any, prefix: str = "") -> list[str]:
-    """Paths of keys anywhere in raw input that look like DNA/biometric data (lists by index)."""
-    found: list[str] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(key, str) and DNA_KEY.search(key):
-                found.append(path)
-            found.extend(find_dna_keys(value, path))
-    elif isinstance(data, list | tuple):
-        for i, item in enumerate(data):
-            found.extend(find_dna_keys(item, f"{prefix}.{i}" if prefix else str(i)))
-    return found
-
-
-# Short keys already found clean. Every report repeats the same few dozen field names, so
-# the regex runs once per name instead of once per key and report (this check runs on every
-# intake and every routed report). Bounded, because keys come from the sender.
-_CLEAN_KEYS: set[str] = set()
-_CLEAN_KEYS_MAX = 4096
-_CLEAN_KEY_MAX_LEN = 64
-_CONTAINERS = (dict, list, tuple)
-
-
-def _is_dna_key(key: object) -> bool:
-    if not isinstance(key, str) or key in _CLEAN_KEYS:
-        return False
-    if DNA_KEY.search(key):
-        return True
-    if len(key) <= _CLEAN_KEY_MAX_LEN and len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
-        _CLEAN_KEYS.add(key)
-    return False
-
-
-def has_dna_keys(data: Any) -> bool:
-    """Whether :func:`find_dna_keys` would find anything, without building a single path."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            # One C-level set test per object: its keys are usually all known clean. Only an
-            # object with a new (or non-string) key has its keys looked at one by one.
-            if not _CLEAN_KEYS.issuperset(item) and any(_is_dna_key(key) for key in item):
-                return True
-            stack.extend([value for value in item.values() if isinstance(value, _CONTAINERS)])
-        elif isinstance(item, list | tuple):
-            stack.extend([value for value in item if isinstance(value, _CONTAINERS)])
-    return False
-
-
-def reject_dna_keys(data: Any) -> Any:
-    """Body of the ``mode="before"`` validators of submissions and reports."""
-    if has_dna_keys(data):  # the paths are built only for the error message
-        keys = find_dna_keys(data)
-        raise ValueError(DNA_MESSAGE.format(path=keys[0]))
-    return data

@@ -7,15 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal, reject_dna_keys
+from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
 from schemas.countries import COUNTRY_CODES
+from schemas.dna import reject_dna_keys
 from schemas.enums import (
     CHILD_CATEGORIES,
     NO_VICTIM_NEEDED,
@@ -31,11 +32,13 @@ from schemas.enums import (
     SubjectRole,
     Urgency,
 )
+from schemas.scalars import Count, FreeText, Line, OptionalCount, OptionalFreeText, OptionalLine, Timestamp
 
 IDENT, PERS, SPEC = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special
 SOURCE_SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,63}$"
 UUID7_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 PHONE_PATTERN = r"^\+?[0-9 ()-]{5,20}$"
+URI_PATTERN = r"^[^\s\u0000-\u001f\u007f-\u009f]+$"
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew allowed between a sender and the bus
 
 
@@ -47,21 +50,33 @@ def _known_country(code: str) -> str:
 
 CountryCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, upper case (CN, VN, MM, ...)."),
+    Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 code, upper case (CN, VN, MM, ...).",
+        json_schema_extra={"enum": sorted(COUNTRY_CODES)},
+    ),
     AfterValidator(_known_country),
 ]
 
 
-class Location(Model):
+class Part(Model):
+    """A part of a report as sent: text is never trimmed (see ``schemas/scalars.py``)."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+
+class Location(Part):
     """Administrative codes (GB/T 2260 county, statistical township/village codes) and free text."""
 
     district_code: str | None = Field(
-        None, pattern=r"^\d{6}$", description="6-digit county code, e.g. 120118 (Jinghai)."
+        None, pattern=r"^[0-9]{6}$", description="6-digit county code, e.g. 120118 (Jinghai)."
     )
-    township_code: str | None = Field(None, pattern=r"^\d{9}$", description="9-digit township code.")
-    village_code: str | None = Field(None, pattern=r"^\d{12}$", description="12-digit village/community code.")
-    address: str | None = personal(IDENT, None, max_length=500, description="Exact address: identifying.")
-    description: str | None = personal(PERS, None, max_length=2000, description="Where, in words (e.g. 'bus station').")
+    township_code: str | None = Field(None, pattern=r"^[0-9]{9}$", description="9-digit township code.")
+    village_code: str | None = Field(None, pattern=r"^[0-9]{12}$", description="12-digit village/community code.")
+    address: OptionalLine = personal(IDENT, None, max_length=500, description="Exact address: identifying.")
+    description: OptionalFreeText = personal(
+        PERS, None, max_length=2000, description="Where, in words (e.g. 'bus station')."
+    )
 
     @model_validator(mode="after")
     def _codes_nest(self) -> Location:
@@ -73,16 +88,16 @@ class Location(Model):
         return self
 
 
-class Reporter(Model):
+class Reporter(Part):
     """The member of staff who reports (a professional under the duty to report)."""
 
-    name: str = personal(IDENT, min_length=1, max_length=100)
-    role: str = Field(min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'.")
-    organisation: str = Field(min_length=1, max_length=200)
+    name: Line = personal(IDENT, min_length=1, max_length=100)
+    role: Line = Field(min_length=1, max_length=100, description="e.g. 'attending nurse', 'class teacher'.")
+    organisation: Line = Field(min_length=1, max_length=200)
     phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
 
 
-class Subject(Model):
+class Subject(Part):
     """A person the report is about.
 
     Give ``age`` when known (``age_band`` is then derived), else ``age_band``
@@ -90,9 +105,9 @@ class Subject(Model):
     """
 
     role: SubjectRole
-    name: str | None = personal(IDENT, None, max_length=100)
+    name: OptionalLine = personal(IDENT, None, max_length=100)
     sex: Sex = personal(PERS, Sex.unknown)
-    age: int | None = personal(PERS, None, ge=0, le=120, description="Age in whole years.")
+    age: OptionalCount = personal(PERS, None, ge=0, le=120, description="Age in whole years.")
     age_band: AgeBand = personal(
         PERS,
         AgeBand.unknown,
@@ -100,11 +115,11 @@ class Subject(Model):
         description="Derived from age when only age is given.",
     )
     id_type: IdType | None = personal(IDENT, None)
-    id_number: str | None = personal(IDENT, None, min_length=4, max_length=40, validate_default=True)
+    id_number: OptionalLine = personal(IDENT, None, min_length=4, max_length=40, validate_default=True)
     phone: str | None = personal(IDENT, None, pattern=PHONE_PATTERN)
     nationality: CountryCode | None = personal(PERS, None)
     disability: Disability = personal(SPEC, Disability.unknown)
-    description: str | None = personal(PERS, None, max_length=2000)
+    description: OptionalFreeText = personal(PERS, None, max_length=2000)
 
     @field_validator("age_band")
     @classmethod
@@ -156,7 +171,7 @@ URI_SCHEMES = frozenset({"https", "http", "urn", "s3", "oss", "obs", "cos"})
 INLINE_KEYS = frozenset({"content", "data", "bytes", "base64", "body", "inline", "blob", "file", "payload"})
 
 
-class Attachment(Model):
+class Attachment(Part):
     """A reference to evidence held by the sender: never the bytes themselves.
 
     The sender keeps the file; recipients fetch it under their own access rights.
@@ -164,13 +179,14 @@ class Attachment(Model):
 
     uri: str = Field(
         min_length=3,
+        pattern=URI_PATTERN,
         max_length=2000,
         description="https/http, urn, or object-store (s3, oss, obs, cos) URI.",
     )
     media_type: str = Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100)
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex digest of the file.")
     kind: AttachmentKind = AttachmentKind.document
-    description: str | None = personal(PERS, None, max_length=500)
+    description: OptionalFreeText = personal(PERS, None, max_length=500)
 
     @model_validator(mode="before")
     @classmethod
@@ -202,7 +218,7 @@ class Attachment(Model):
         return value
 
 
-class SubmissionBase(Model):
+class SubmissionBase(Part):
     """What a departmental system posts; the adapter adds the envelope (see ``ReportEnvelope``)."""
 
     source_ref: str = Field(
@@ -211,16 +227,18 @@ class SubmissionBase(Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
         description="The sender's own id for this report; the same value again is a duplicate.",
     )
-    reported_at: AwareDatetime = Field(description="When the reporter made the report (with a UTC offset).")
+    reported_at: Timestamp = Field(description="When the reporter made the report (with a UTC offset).")
     category: Category
     urgency: Urgency = Urgency.normal
     location: Location = Field(default_factory=Location)
     reporter: Reporter
     subjects: tuple[Subject, ...] = Field(min_length=1, max_length=50)
-    narrative: str = personal(
+    narrative: FreeText = personal(
         PERS, min_length=1, max_length=20_000, description="What happened, in the reporter's words."
     )
-    indicators: tuple[Indicator, ...] = Field(default=(), max_length=len(Indicator), description="Unique.")
+    indicators: tuple[Indicator, ...] = Field(
+        default=(), max_length=len(Indicator), description="Unique.", json_schema_extra={"uniqueItems": True}
+    )
     consent: Consent = Field(
         Consent.unknown,
         validate_default=True,
@@ -287,10 +305,10 @@ class SubmissionBase(Model):
         return any(s.is_minor for s in self.subjects)
 
 
-class ReportEnvelope(Model):
+class ReportEnvelope(Part):
     """Fields the adapter stamps: never taken from the sender's body."""
 
-    schema_version: int = Field(
+    schema_version: Count = Field(
         SCHEMA_VERSION,
         ge=1,
         le=SCHEMA_VERSION,
@@ -299,7 +317,7 @@ class ReportEnvelope(Model):
     report_id: str = Field(pattern=UUID7_PATTERN, description="UUIDv7 assigned by the adapter (time-ordered).")
     source: Source
     source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender.")
-    received_at: AwareDatetime = Field(description="When the adapter accepted the submission.")
+    received_at: Timestamp = Field(description="When the adapter accepted the submission.")
 
     @model_validator(mode="before")
     @classmethod

@@ -12,15 +12,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator
 
 from schemas.base import Model, Sensitivity, personal
 from schemas.enums import Sex, Source
-from schemas.report import CountryCode, ReportEnvelope, Subject, SubmissionBase
+from schemas.report import CountryCode, Part, ReportEnvelope, Subject, SubmissionBase
+from schemas.scalars import Count, Flag, Line, OptionalCount, OptionalFreeText, OptionalLine, Timestamp
 
 IDENT, PERS = Sensitivity.identifying, Sensitivity.personal
 # Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters, no I, O, S, V, Z.
-CREDIT_CODE = r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+CREDIT_CODE = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
 
 
 # --- hospital -----------------------------------------------------------------------------
@@ -34,50 +35,50 @@ class EncounterType(StrEnum):
     other = "other"
 
 
-class IdentityCheck(Model):
+class IdentityCheck(Part):
     """The identity check at admission or birth (the plan requires one)."""
 
-    document_type: str | None = Field(None, max_length=50)
-    document_matches_patient: bool | None = None
-    anomaly: str | None = personal(PERS, None, max_length=1000)
+    document_type: OptionalLine = Field(None, max_length=50)
+    document_matches_patient: Flag | None = None
+    anomaly: OptionalFreeText = personal(PERS, None, max_length=1000)
 
 
-class Newborn(Model):
+class Newborn(Part):
     """A baby born in the hospital, when the report concerns a birth."""
 
-    born_at: AwareDatetime | None = None
+    born_at: Timestamp | None = None
     sex: Sex = Sex.unknown
-    birth_certificate_number: str | None = personal(IDENT, None, max_length=40)
-    certificate_anomaly: bool = False
+    birth_certificate_number: OptionalLine = personal(IDENT, None, max_length=40)
+    certificate_anomaly: Flag = False
 
 
-class HospitalDetails(Model):
+class HospitalDetails(Part):
     """Hospital facts: the encounter, the identity check and any newborn."""
 
     encounter_type: EncounterType
-    ward: str | None = Field(None, max_length=100)
-    attending_staff_role: str | None = Field(None, max_length=100)
-    record_number: str | None = personal(IDENT, None, max_length=64)
+    ward: OptionalLine = Field(None, max_length=100)
+    attending_staff_role: OptionalLine = Field(None, max_length=100)
+    record_number: OptionalLine = personal(IDENT, None, max_length=64)
     identity_check: IdentityCheck | None = None
     newborn: Newborn | None = None
-    suspected_surrogacy: bool = False
-    sex_determination_request: bool = False
+    suspected_surrogacy: Flag = False
+    sex_determination_request: Flag = False
 
 
 # --- school -------------------------------------------------------------------------------
-class SchoolDetails(Model):
+class SchoolDetails(Part):
     """School facts: which pupil, attendance and pick-up."""
 
-    school_name: str = Field(min_length=1, max_length=200)
-    school_code: str | None = Field(None, max_length=20)
-    grade: str | None = Field(None, max_length=30)
-    pupil_subject_index: int = Field(0, ge=0, description="Which entry of `subjects` is the pupil.")
-    days_absent: int = Field(0, ge=0, le=400)
-    enrolled: bool = True
-    guardian_relationship: str | None = Field(None, max_length=50)
-    pick_up_anomaly: bool = False
-    pick_up_description: str | None = personal(PERS, None, max_length=1000)
-    left_behind: bool = False
+    school_name: Line = Field(min_length=1, max_length=200)
+    school_code: OptionalLine = Field(None, max_length=20)
+    grade: OptionalLine = Field(None, max_length=30)
+    pupil_subject_index: Count = Field(0, ge=0, description="Which entry of `subjects` is the pupil.")
+    days_absent: Count = Field(0, ge=0, le=400)
+    enrolled: Flag = True
+    guardian_relationship: OptionalLine = Field(None, max_length=50)
+    pick_up_anomaly: Flag = False
+    pick_up_description: OptionalFreeText = personal(PERS, None, max_length=1000)
+    left_behind: Flag = False
 
 
 # --- labour -------------------------------------------------------------------------------
@@ -91,19 +92,19 @@ class PermitStatus(StrEnum):
     unknown = "unknown"
 
 
-class LabourDetails(Model):
+class LabourDetails(Part):
     """Labour inspection facts: employer, workplace, workers and agency."""
 
-    employer_name: str = Field(min_length=1, max_length=200)
+    employer_name: Line = Field(min_length=1, max_length=200)
     employer_credit_code: str | None = Field(None, pattern=CREDIT_CODE)
-    workplace_address: str | None = personal(IDENT, None, max_length=500)
-    industry: str | None = Field(None, max_length=100)
-    workers_affected: int = Field(1, ge=1, le=100_000)
-    youngest_worker_age: int | None = Field(None, ge=0, le=120)
+    workplace_address: OptionalLine = personal(IDENT, None, max_length=500)
+    industry: OptionalLine = Field(None, max_length=100)
+    workers_affected: Count = Field(1, ge=1, le=100_000)
+    youngest_worker_age: OptionalCount = Field(None, ge=0, le=120)
     permit_status: PermitStatus = PermitStatus.unknown
-    agency_name: str | None = Field(None, max_length=200)
+    agency_name: OptionalLine = Field(None, max_length=200)
     agency_credit_code: str | None = Field(None, pattern=CREDIT_CODE)
-    inspection_ref: str | None = Field(None, max_length=64)
+    inspection_ref: OptionalLine = Field(None, max_length=64)
 
 
 # --- marriage -----------------------------------------------------------------------------
@@ -118,18 +119,20 @@ class DocumentAnomaly(StrEnum):
     other = "other"
 
 
-class MarriageDetails(Model):
+class MarriageDetails(Part):
     """Marriage registration facts: the parties' nationalities, papers and intermediaries."""
 
-    registration_office: str = Field(min_length=1, max_length=200)
-    application_ref: str | None = personal(IDENT, None, max_length=64)
+    registration_office: Line = Field(min_length=1, max_length=200)
+    application_ref: OptionalLine = personal(IDENT, None, max_length=64)
     party_nationalities: tuple[CountryCode, ...] = Field(
         default=(), max_length=2, description="Nationality of each party, ISO alpha-2."
     )
-    intermediary_agency: str | None = Field(None, max_length=200)
-    document_anomalies: tuple[DocumentAnomaly, ...] = Field(default=(), max_length=len(DocumentAnomaly))
-    interpreter_present: bool = False
-    interpreter_is_intermediary: bool = False
+    intermediary_agency: OptionalLine = Field(None, max_length=200)
+    document_anomalies: tuple[DocumentAnomaly, ...] = Field(
+        default=(), max_length=len(DocumentAnomaly), json_schema_extra={"uniqueItems": True}
+    )
+    interpreter_present: Flag = False
+    interpreter_is_intermediary: Flag = False
 
     @field_validator("document_anomalies")
     @classmethod
@@ -158,16 +161,16 @@ class VenueType(StrEnum):
     other = "other"
 
 
-class VenueDetails(Model):
+class VenueDetails(Part):
     """Venue inspection facts: the venue, its staff roster, minors and escort services."""
 
-    venue_name: str = Field(min_length=1, max_length=200)
-    venue_licence: str | None = Field(None, max_length=64)
+    venue_name: Line = Field(min_length=1, max_length=200)
+    venue_licence: OptionalLine = Field(None, max_length=64)
     venue_type: VenueType
-    staff_roster_anomaly: bool = False
-    minor_present: bool = False
-    escort_services: bool = False
-    inspection_ref: str | None = Field(None, max_length=64)
+    staff_roster_anomaly: Flag = False
+    minor_present: Flag = False
+    escort_services: Flag = False
+    inspection_ref: OptionalLine = Field(None, max_length=64)
 
 
 # --- submissions (posted by departmental systems) -------------------------------------------

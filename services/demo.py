@@ -6,6 +6,10 @@ system would), shows who each report was routed to, lets the police work its
 inbox (receive, accept with a case owner, complete), and shows the status fed
 back to the reporting hospital. Needs a running Kafka (`cluebus kafka up`) and
 the topics (`cluebus topics ensure`); `make demo` does both.
+
+The adapters serve HTTPS with mutual TLS: the local CA (``services/devkafka/local_ca.py``)
+issues their certificate and one client certificate per demo system into
+``.run/demo/tls`` (``cluebus adapter dev-tls``), and every post presents its system's.
 """
 
 from __future__ import annotations
@@ -106,6 +110,10 @@ def demo_command(keep_running: bool) -> None:
         "CLUEBUS_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }
+    from services.adapters.tls_dev import make_dev_tls
+
+    tls = make_dev_tls(state / "tls", [f"demo-{source}-sys" for source in SOURCES])
+    env |= tls.env(mutual=True)
     procs = Processes(state / "logs", env)
     _say(f"cluebus demo: Kafka at {kafka.bootstrap}, topics under '{topics.prefix}', logs in {procs.log_dir}")
     try:
@@ -113,22 +121,23 @@ def demo_command(keep_running: bool) -> None:
         procs.start("tracker", "tracker", "--metrics-port", "9302")
         for source in SOURCES:
             procs.start(f"adapter-{source}", "adapter", source)
-        client = httpx.Client(timeout=10)
+        clients = {source: _client(tls, source) for source in SOURCES}
+        client = httpx.Client(timeout=10)  # the tracker's plain metrics endpoint
         for source in SOURCES:
             _wait(
-                lambda s=source: client.get(f"http://127.0.0.1:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
+                lambda s=source: clients[s].get(f"https://localhost:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
                 f"the {source} adapter",
                 procs,
             )
-        _say("services up: 5 adapters (8101-8105), router (metrics 9301), tracker (metrics 9302)\n")
+        _say("services up: 5 adapters (HTTPS, mutual TLS, 8101-8105), router (metrics 9301), tracker (metrics 9302)\n")
 
         _say("1. Each sector's system posts a report to its adapter:")
         receipts = {}
         for source in SOURCES:
             body = json.loads((EXAMPLES / f"{source}.json").read_text())
             body["source_ref"] = f"demo-{source}-{uuid.uuid4().hex[:8]}"
-            answer = client.post(
-                f"http://127.0.0.1:{ADAPTER_PORTS[source]}/v1/reports",
+            answer = clients[source].post(
+                f"https://localhost:{ADAPTER_PORTS[source]}/v1/reports",
                 json=body,
                 headers={"Authorization": f"Bearer demo-{source}-token"},
             )
@@ -142,10 +151,14 @@ def demo_command(keep_running: bool) -> None:
         for source, (report_id, _category) in receipts.items():
 
             def routed(s=source, r=report_id):  # type: ignore[no-untyped-def]
-                view = client.get(
-                    f"http://127.0.0.1:{ADAPTER_PORTS[s]}/v1/reports/{r}",
-                    headers={"Authorization": f"Bearer demo-{s}-token"},
-                ).json()
+                view = (
+                    clients[s]
+                    .get(
+                        f"https://localhost:{ADAPTER_PORTS[s]}/v1/reports/{r}",
+                        headers={"Authorization": f"Bearer demo-{s}-token"},
+                    )
+                    .json()
+                )
                 return view if view.get("status") else None
 
             statuses[source] = _wait(routed, f"the routing of the {source} report", procs)
@@ -161,10 +174,14 @@ def demo_command(keep_running: bool) -> None:
         hospital_id = receipts["hospital"][0]
 
         def police_done():  # type: ignore[no-untyped-def]
-            view = client.get(
-                f"http://127.0.0.1:8101/v1/reports/{hospital_id}",
-                headers={"Authorization": "Bearer demo-hospital-token"},
-            ).json()
+            view = (
+                clients["hospital"]
+                .get(
+                    f"https://localhost:8101/v1/reports/{hospital_id}",
+                    headers={"Authorization": "Bearer demo-hospital-token"},
+                )
+                .json()
+            )
             police = [d for d in view["status"]["departments"] if d["department"] == "police"]
             return view if police and police[0]["stage"] == "completed" else None
 
@@ -192,6 +209,17 @@ def demo_command(keep_running: bool) -> None:
     finally:
         if not keep_running:
             procs.stop()
+
+
+def _client(tls, source: str):  # type: ignore[no-untyped-def]
+    """An HTTPS client that trusts the local CA and presents the demo system's certificate."""
+    import ssl
+
+    import httpx
+
+    ctx = ssl.create_default_context(cafile=tls.ca)
+    ctx.load_cert_chain(*tls.client(f"demo-{source}-sys"))
+    return httpx.Client(timeout=10, verify=ctx)
 
 
 def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]

@@ -5,10 +5,13 @@ The tokens file (TOML) holds only SHA-256 hashes::
     [systems.jinghai-people-hospital-his]
     source = "hospital"
     token_sha256 = "9f86d08..."
+    client_cert_cn = "jinghai-people-hospital-his"   # optional; mutual TLS (default: the id)
 
 A request carries ``Authorization: Bearer <token>``. The adapter stamps
 ``source`` and ``source_system`` from the matching entry, never from the body.
-No token or an unknown token is 401; a token of another sector is 403.
+No token or an unknown token is 401; a token of another sector is 403 (without
+saying which sector it belongs to). With mutual TLS, the client certificate's CN
+must be the token's ``client_cert_cn``: token and certificate must agree.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from schemas import Source
 from schemas.report import SOURCE_SYSTEM_PATTERN
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MIN_TOKEN_LENGTH = 16  # `token-hash` refuses shorter tokens: easy to guess
 _SYSTEM_ID = re.compile(SOURCE_SYSTEM_PATTERN)
 
 
@@ -49,6 +53,7 @@ class Credential:
     source_system: str
     source: Source
     token_sha256: bytes  # raw digest
+    certificate_cn: str = ""  # the client certificate's CN under mutual TLS (default: source_system)
 
 
 def token_hash(token: str) -> str:
@@ -72,7 +77,7 @@ def parse_tokens(text: str, origin: str = "tokens file") -> tuple[Credential, ..
             raise TokensError(f"{where}: the id must match {SOURCE_SYSTEM_PATTERN}")
         if not isinstance(entry, dict):
             raise TokensError(f"{where}: must be a table")
-        unknown = set(entry) - {"source", "token_sha256", "description"}
+        unknown = set(entry) - {"source", "token_sha256", "description", "client_cert_cn"}
         if unknown:
             raise TokensError(f"{where}: unknown keys {sorted(unknown)}")
         try:
@@ -85,7 +90,10 @@ def parse_tokens(text: str, origin: str = "tokens file") -> tuple[Credential, ..
         if digest in seen:
             raise TokensError(f"{where}: the same token hash is also given to {seen[digest]}")
         seen[digest] = system_id
-        creds.append(Credential(system_id, source, bytes.fromhex(digest)))
+        cn = entry.get("client_cert_cn", system_id)
+        if not isinstance(cn, str) or not 1 <= len(cn) <= 64:
+            raise TokensError(f"{where}: client_cert_cn must be 1 to 64 characters")
+        creds.append(Credential(system_id, source, bytes.fromhex(digest), cn))
     return tuple(creds)
 
 
@@ -157,9 +165,6 @@ class TokenStore:
         if cred is None:
             raise AuthError(401, "unauthorized", "unknown API token")
         if cred.source != source:
-            raise AuthError(
-                403,
-                "forbidden",
-                f"this token belongs to a {cred.source.value} system; this adapter takes {source.value} reports",
-            )
+            # Not which sector the token belongs to: that would tell a stolen token's owner.
+            raise AuthError(403, "forbidden", f"this token is not accepted by the {source.value} adapter")
         return cred

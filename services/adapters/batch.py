@@ -24,8 +24,10 @@ CSV (``text/csv``, UTF-8, optional BOM, header row required)
     ============================  ===========================================
 
     Empty cells are left out (the field's default applies). Whole numbers are
-    read as numbers where the schema wants a number, ``true``/``false`` as
-    booleans. An unknown column rejects the whole upload (every row would fail).
+    read as numbers where the schema wants a number, ``true``/``false`` (any case)
+    as booleans where it wants a boolean; any other cell stays text, which such a
+    field refuses (the models do not coerce, ``schemas/scalars.py``). An unknown column
+    rejects the whole upload (every row would fail).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from pydantic import BaseModel
 from pydantic_core import from_json
 
 MAX_INDEX = 99  # highest list index a column may name (subjects allow 50)
-_INT = re.compile(r"^[+-]?\d{1,12}$")
+_INT = re.compile(r"^[+-]?[0-9]{1,12}$")
+_BOOLEANS = {"true": True, "false": False}
 
 NDJSON_TYPES = frozenset(
     {
@@ -122,7 +125,7 @@ def _item_type(annotation: Any) -> Any | None:
 class Column:
     name: str
     parts: tuple[str | int, ...]
-    kind: str  # "int", "list", "json", "text"
+    kind: str  # "int", "bool", "list", "json", "text"
 
 
 def _leaf_kind(alternatives: list[Any]) -> str:
@@ -138,6 +141,8 @@ def _leaf_kind(alternatives: list[Any]) -> str:
             return "json"
     if any(alt is int for alt in alternatives) and not any(alt is str for alt in alternatives):
         return "int"
+    if alternatives and all(alt is bool for alt in alternatives):
+        return "bool"
     return "text"
 
 
@@ -168,6 +173,8 @@ def resolve_column(model: type[BaseModel], name: str) -> Column | None:
 def _cell(column: Column, text: str) -> Any:
     if column.kind == "int":
         return int(text) if _INT.match(text) else text
+    if column.kind == "bool":
+        return _BOOLEANS.get(text.lower(), text)  # anything else stays text: the model refuses it
     if column.kind == "list":
         if text.startswith("["):
             return from_json(text)

@@ -61,12 +61,11 @@ class _LogGuard:
 
 
 def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
-    import uvicorn
-
     from services.adapters.app import create_app
+    from services.adapters.server import serve, tls_context
     from services.adapters.settings import AdapterSettings
     from services.common import settings as cfg
-    from services.common.logging import configure, get_logger
+    from services.common.logging import configure
 
     try:
         service = cfg.load(cfg.ServiceSettings)
@@ -89,22 +88,11 @@ def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
             topic_settings=cfg.load(cfg.TopicSettings),
             state_dir=service.state_dir,
         )
-    except (ValueError, OSError) as exc:  # settings, tokens file: one line, no traceback
+        tls_context(settings)  # a TLS misconfiguration is one line at start, like the rest
+    except (ValueError, OSError) as exc:  # settings, tokens file, TLS files: one line, no traceback
         click.echo(f"cluebus: error: {exc}", err=True)
         sys.exit(1)
-    bind_port = settings.resolved_port(source)
-    get_logger("cluebus.adapters").info("adapter listening", host=settings.host, port=bind_port)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=bind_port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        backlog=2048,
-        log_level=service.log_level,
-    )
+    serve(app, settings, app.state.adapter.metrics, settings.resolved_port(source), log_level=service.log_level)
 
 
 def _make_source_command(source: Source) -> click.Command:
@@ -124,15 +112,45 @@ for _source in Source:
 @adapter_group.command("token-hash")
 def token_hash_command() -> None:
     """Read a token from stdin; print the sha256 a tokens file stores for it."""
-    from services.adapters.auth import token_hash
+    from services.adapters.auth import MIN_TOKEN_LENGTH, token_hash
 
     token = sys.stdin.readline().strip()
     if not token:
         click.echo("cluebus: error: no token on stdin", err=True)
         sys.exit(1)
-    if len(token) < 16:
-        click.echo("warning: a token shorter than 16 characters is easy to guess", err=True)
+    if len(token) < MIN_TOKEN_LENGTH:
+        click.echo(
+            f"cluebus: error: the token has {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            err=True,
+        )
+        sys.exit(1)
     click.echo(token_hash(token))
+
+
+@adapter_group.command("dev-tls")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--system", "systems", multiple=True, help="A departmental system id to issue a client certificate for.")
+@click.option("--client-ca-name", default=None, help="Also write the CA as this file name (the clients' CA).")
+def dev_tls_command(folder: Path, systems: tuple[str, ...], client_ca_name: str | None) -> None:
+    """Issue local-CA certificates for trying the adapters with TLS (never for production)."""
+    import shutil
+
+    from services.adapters.tls_dev import make_dev_tls
+    from services.devkafka.local_ca import CAError
+
+    try:
+        tls = make_dev_tls(folder, systems)
+        if client_ca_name:
+            shutil.copyfile(tls.ca, tls.folder / Path(client_ca_name).name)
+    except (CAError, OSError) as exc:
+        click.echo(f"cluebus: error: {exc}", err=True)
+        sys.exit(1)
+    for key, value in tls.env(mutual=bool(systems)).items():
+        click.echo(f"export {key}={value}")
+    for system in systems:
+        cert, key = tls.client(system)
+        click.echo(f"# {system}: --cert {cert} --key {key} --cacert {tls.ca}")
 
 
 @adapter_group.command("check-tokens")
@@ -168,7 +186,33 @@ def _token(token: str | None) -> str:
 def _default_url(source: Source) -> str:
     from services.adapters import DEFAULT_PORTS
 
-    return f"http://127.0.0.1:{DEFAULT_PORTS[source]}"
+    return f"https://localhost:{DEFAULT_PORTS[source]}"
+
+
+def _tls_options(command: Any) -> Any:
+    """--cacert, --cert and --key of the sample client (mutual TLS: --cert and --key)."""
+    for option in (
+        click.option("--key", type=click.Path(exists=True, dir_okay=False), default=None, help="Client key."),
+        click.option("--cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Client cert."),
+        click.option(
+            "--cacert",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            envvar="CLUEBUS_SEND_CACERT",
+            help="CA of the adapter's certificate (or CLUEBUS_SEND_CACERT); default: the system's.",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
+def _verify(cacert: str | None, cert: str | None, key: str | None) -> Any:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=cacert)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def example_submission(source: Source, name: str | None = None) -> dict[str, Any]:
@@ -192,7 +236,7 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
 @click.command("send")
 @click.argument("source", type=click.Choice([s.value for s in Source]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
-@click.option("--url", default=None, help="Adapter base URL (default http://127.0.0.1:<source port>).")
+@click.option("--url", default=None, help="Adapter base URL (default https://localhost:<source port>).")
 @click.option("--token", default=None, help="API token (or CLUEBUS_SEND_TOKEN).")
 @click.option("--idempotency-key", default=None, help="Idempotency-Key header.")
 @click.option(
@@ -210,6 +254,7 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
     help="FILE is JSON lines (.jsonl/.ndjson) or CSV (.csv) for the batch endpoint.",
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True)
+@_tls_options
 def send_command(
     source: str,
     file: Path | None,
@@ -219,6 +264,9 @@ def send_command(
     example: str | None,
     batch: bool,
     timeout: float,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
 ) -> None:
     """Post a report (JSON file or --example) to SOURCE's adapter and print the receipt."""
     import httpx
@@ -253,7 +301,9 @@ def send_command(
         body = json.dumps(data, ensure_ascii=False).encode()
         endpoint, headers["Content-Type"] = "/v1/reports", "application/json"
     try:
-        response = httpx.post(base + endpoint, content=body, headers=headers, timeout=timeout)
+        response = httpx.post(
+            base + endpoint, content=body, headers=headers, timeout=timeout, verify=_verify(cacert, cert, key)
+        )
     except httpx.HTTPError as exc:
         click.echo(
             f"cluebus: error: cannot reach {base} ({type(exc).__name__}); is `cluebus adapter {source}` running?",
@@ -268,7 +318,16 @@ def send_command(
 @click.argument("report_id")
 @click.option("--url", default=None)
 @click.option("--token", default=None, help="API token (or CLUEBUS_SEND_TOKEN).")
-def receipt_command(source: str, report_id: str, url: str | None, token: str | None) -> None:
+@_tls_options
+def receipt_command(
+    source: str,
+    report_id: str,
+    url: str | None,
+    token: str | None,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
+) -> None:
     """Show a report's receipt and its status per department."""
     import httpx
 
@@ -278,6 +337,7 @@ def receipt_command(source: str, report_id: str, url: str | None, token: str | N
             f"{base}/v1/reports/{report_id}",
             headers={"Authorization": f"Bearer {_token(token)}"},
             timeout=30,
+            verify=_verify(cacert, cert, key),
         )
     except httpx.HTTPError as exc:
         click.echo(f"cluebus: error: cannot reach {base} ({type(exc).__name__})", err=True)

@@ -22,6 +22,14 @@ REASONS = (
     "outbox_unavailable",
     "too_many_rows",
     "bad_request",
+    # slow and abusive clients (intake.py and server.py)
+    "rate_limited",
+    "auth_throttled",
+    "certificate_mismatch",
+    "header_timeout",
+    "body_timeout",
+    "over_capacity",
+    "tls_handshake",
 )
 
 

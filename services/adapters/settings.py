@@ -39,6 +39,36 @@ class AdapterSettings(_Settings):
         None,
         description="Folder of the outbox database; default <CLUEBUS_STATE_DIR>/adapter-<source>/.",
     )
+    # TLS ------------------------------------------------------------------------------------
+    tls_certfile: Path | None = Field(None, description="PEM certificate chain the adapter serves HTTPS with.")
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile.")
+    tls_client_cafile: Path | None = Field(
+        None,
+        description="Mutual TLS: every client must present a certificate signed by this CA, whose CN is "
+        "its system's client_cert_cn in the tokens file (default: the system id).",
+    )
+    plain_http: bool = Field(
+        False,
+        description="Serve plain HTTP without TLS: local development only (logged as a warning).",
+    )
+    # Slow and abusive clients ------------------------------------------------------------------
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="From connect (TLS handshake included) to the end of the headers."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="From the end of the headers to the end of the body."
+    )
+    max_unfinished_requests: int = Field(
+        256, ge=1, description="Connections awaiting their headers, body or answer at once; beyond it: 503."
+    )
+    rate_per_address: float = Field(100.0, gt=0, description="Requests per second per client address (sustained).")
+    burst_per_address: int = Field(1000, ge=1, description="Requests per client address at once.")
+    rate_per_system: float = Field(50.0, gt=0, description="Requests per second per departmental system.")
+    burst_per_system: int = Field(500, ge=1, description="Requests per departmental system at once.")
+    auth_failures_per_minute: float = Field(
+        10.0, gt=0, description="Failed authentications an address may make per minute once its burst is spent."
+    )
+    auth_failure_burst: int = Field(20, ge=1, description="Failed authentications in a row before throttling.")
     # Request limits -----------------------------------------------------------------------
     max_body_bytes: int = Field(1 * MiB, ge=1024, description="Largest body of POST /v1/reports.")
     max_event_bytes: int = Field(

@@ -16,8 +16,8 @@ never into the repository:
     ``tls/broker.p12``      the broker's key and certificate chain (PKCS12)
     ``tls/truststore.p12``  the CA, for the broker's own client connections
 
-The CA's private key is deleted as soon as the broker certificate is signed:
-nobody can mint another certificate this CA vouches for. When the certificate
+The CA (``local_ca.py``, shared with the adapters' TLS) loses its private key as soon
+as the broker certificate is signed: nobody can mint another certificate it vouches for. When the certificate
 nears its end the whole TLS folder is simply made again on the next ``up``.
 
 Listeners (see ``deploy/kafka/secure/README.md`` for the reasoning):
@@ -54,14 +54,12 @@ from typing import Any
 import click
 
 from services.common.cli_errors import UserError
+from services.devkafka import local_ca
 from services.devkafka.broker import LauncherError, LocalBroker
 
 ADMIN = "admin"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-CERT_DAYS = 397  # the broker certificate; the CA lives a little longer
-CA_DAYS = 398
-RENEW_BEFORE_DAYS = 14
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -166,114 +164,28 @@ class SecureLocalBroker(LocalBroker):
 
     def _tls_valid(self) -> bool:
         files = (self.ca_file, self.keystore_file, self.truststore_file, self._cert_file)
-        if not all(f.exists() for f in files):
-            return False
-        proc = subprocess.run(
-            [
-                _need("openssl", "openssl"),
-                "x509",
-                "-checkend",
-                str(RENEW_BEFORE_DAYS * 86400),
-                "-noout",
-                "-in",
-                str(self._cert_file),
-            ],
-            capture_output=True,
-            check=False,
-        )
-        return proc.returncode == 0
+        return all(f.exists() for f in files) and local_ca.valid_for(self._cert_file)
 
-    def _subject_alt_names(self) -> str:
+    def _subject_alt_names(self) -> tuple[str, ...]:
         names = {"DNS:localhost", "IP:127.0.0.1"}
         try:
             names.add(f"IP:{ipaddress.ip_address(self.host)}")
         except ValueError:
             names.add(f"DNS:{self.host}")
-        return ",".join(sorted(names))
+        return tuple(sorted(names))
 
     def _make_tls(self) -> None:
-        """A fresh CA and broker certificate; the CA key does not outlive this call."""
-        openssl = _need("openssl", "openssl")
+        """A fresh local CA and broker certificate (``local_ca.issue``), as PKCS12 stores."""
         keytool = _need("keytool", "a Java 17+ JDK/JRE (keytool)")
+        openssl = _need("openssl", "openssl")
         store_pw = self.store_password_file
         self.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryDirectory(prefix=".tls-", dir=self.home) as tmp_name:
             tmp = Path(tmp_name)
-            ext = tmp / "broker.ext"
-            ext.write_text(
-                "basicConstraints=critical,CA:FALSE\n"
-                "keyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth,clientAuth\n"
-                f"subjectAltName={self._subject_alt_names()}\n"
-                "subjectKeyIdentifier=hash\n"
-                "authorityKeyIdentifier=keyid\n"
-            )
-            ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-            _run(
-                [
-                    openssl,
-                    "req",
-                    "-x509",
-                    *ec,
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    str(CA_DAYS),
-                    "-sha256",
-                    "-subj",
-                    f"/O=cluebus/CN=cluebus local CA {secrets.token_hex(4)}",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE,pathlen:0",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                    "-addext",
-                    "subjectKeyIdentifier=hash",
-                ],
-                "creating the local CA",
-                cwd=tmp,
-            )
-            _run(
-                [
-                    openssl,
-                    "req",
-                    "-new",
-                    *ec,
-                    "-keyout",
-                    "broker.key",
-                    "-out",
-                    "broker.csr",
-                    "-subj",
-                    "/O=cluebus/CN=localhost",
-                ],
-                "creating the broker key",
-                cwd=tmp,
-            )
-            _run(
-                [
-                    openssl,
-                    "x509",
-                    "-req",
-                    "-in",
-                    "broker.csr",
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-set_serial",
-                    str(int.from_bytes(secrets.token_bytes(16), "big")),
-                    "-days",
-                    str(CERT_DAYS),
-                    "-sha256",
-                    "-extfile",
-                    "broker.ext",
-                    "-out",
-                    "broker.pem",
-                ],
-                "signing the broker certificate",
-                cwd=tmp,
-            )
+            try:
+                local_ca.issue(tmp, [local_ca.Leaf("broker", "localhost", self._subject_alt_names())])
+            except local_ca.CAError as exc:
+                raise LauncherError(str(exc)) from None
             _run(
                 [
                     openssl,
@@ -317,7 +229,7 @@ class SecureLocalBroker(LocalBroker):
             for name in ("broker.p12", "truststore.p12", "ca.pem", "broker.pem"):
                 os.chmod(tmp / name, 0o600 if name.endswith(".p12") else 0o644)
                 os.replace(tmp / name, self.tls_dir / name)
-            # ca.key, broker.key and the CSR go with the temporary folder.
+            # broker.key goes with the temporary folder; the CA key never left local_ca.issue().
 
     # LocalBroker hooks ----------------------------------------------------------------
     def properties(self) -> dict[str, str]:

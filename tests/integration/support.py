@@ -210,10 +210,12 @@ def many_reports(n: int, names: tuple[str, ...] = ()) -> list[Any]:
 
 
 def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
-    """An adapter on ``port`` with the demo tokens and a relay that retries within a second."""
+    """An adapter on ``port`` with the demo tokens, plain HTTP on loopback, and a relay that
+    retries within a second."""
     return {
         **service_env,
         "CLUEBUS_ADAPTER_PORT": str(port),
         "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
     }

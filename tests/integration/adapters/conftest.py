@@ -26,6 +26,7 @@ def adapter_env(service_env: dict[str, str], tokens_file: Path) -> dict[str, str
         **service_env,
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(tokens_file),
         "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",  # TLS is tested in test_network.py
     }
 
 

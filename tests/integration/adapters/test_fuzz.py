@@ -100,6 +100,12 @@ def apps(tmp_path_factory) -> dict[Source, Driver]:
             max_batch_bytes=48_000,
             max_batch_rows=8,
             backlog_limit=400,
+            # one address, thousands of bad and good tokens: limits out of the way (test_network.py)
+            rate_per_address=1e6,
+            burst_per_address=10**7,
+            rate_per_system=1e6,
+            burst_per_system=10**7,
+            auth_failure_burst=10**7,
         )
         app = create_app(
             source,

@@ -122,6 +122,7 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
                 **_principal_env(bus, base, "adapter-hospital"),
                 "CLUEBUS_ADAPTER_PORT": str(adapter_port),
                 "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+                "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
             },
             logs,
         ),

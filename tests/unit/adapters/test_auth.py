@@ -58,7 +58,7 @@ def test_http_401_and_403_on_every_adapter(make_client, source):
     other = Source.school if source != Source.school else Source.labour
     forbidden = client.post("/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(other)}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
-    assert other.value in forbidden.json()["message"]
+    assert other.value not in forbidden.text  # the 403 never says whose token it is (issue 15)
     ok = client.post("/v1/reports", json=body, headers={"Authorization": f"Bearer {token_for(source)}"})
     assert ok.status_code == 202
     # GET needs credentials too

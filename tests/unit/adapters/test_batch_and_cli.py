@@ -54,7 +54,9 @@ def test_unknown_columns_are_none(name):
 
 def test_school_details_columns():
     assert resolve_column(S, "details.days_absent").kind == "int"
-    assert resolve_column(S, "details.left_behind").kind == "text"
+    assert (
+        resolve_column(S, "details.left_behind").kind == "bool"
+    )  # read as true/false: the models no longer coerce text
 
 
 def test_csv_rows_become_nested_json():
@@ -97,6 +99,8 @@ def test_token_hash_command():
     assert result.exit_code == 0
     assert result.stdout.strip() == hashlib.sha256(b"demo-hospital-token").hexdigest()
     assert CliRunner().invoke(main, ["adapter", "token-hash"], input="\n").exit_code == 1
+    short = CliRunner().invoke(main, ["adapter", "token-hash"], input="abc\n")
+    assert short.exit_code == 1 and "at least 16" in short.stderr and short.stdout == ""
 
 
 def test_check_tokens_command(tmp_path, tokens_file):

@@ -427,7 +427,7 @@ def test_stamped_event_is_exactly_what_make_report_gives(make_client, source):
     from schemas import SUBMISSION_MODELS, dump_event, make_report
     from services.common.ids import uuid7
 
-    rt = make_client(source).app.state.adapter
+    rt = make_client(source).app.state.intake
     for body in submissions(source):
         sub = SUBMISSION_MODELS[source].model_validate(body)
         rid, now = uuid7(), datetime.now(UTC)
@@ -453,7 +453,7 @@ def test_stamped_event_equals_make_report_for_generated_submissions(make_client)
     def check(drawn):
         source, data = drawn
         if source not in runtimes:
-            runtimes[source] = make_client(source).app.state.adapter
+            runtimes[source] = make_client(source).app.state.intake
         sub = SUBMISSION_MODELS[source].model_validate_json(json.dumps(data))
         rid, now = uuid7(), datetime.now(UTC)
         reference = dump_event(make_report(sub, source=source, report_id=rid, source_system="s-1", received_at=now))

@@ -12,11 +12,11 @@ from schemas import (
     SUBMISSION_MODELS,
     Sensitivity,
     Source,
-    base,
+    dna,
     field_paths,
     sensitive_fields,
 )
-from schemas.base import find_dna_keys, has_dna_keys
+from schemas.dna import find_dna_keys, has_dna_keys
 from schemas.events import Ack
 
 I, P, S = Sensitivity.identifying, Sensitivity.personal, Sensitivity.special  # noqa: E741
@@ -238,7 +238,7 @@ def test_a_key_seen_clean_never_hides_a_dna_key_beside_it():
 
 
 def test_the_clean_key_cache_is_bounded():
-    for i in range(base._CLEAN_KEYS_MAX + 500):
-        has_dna_keys({f"field_{i}": 1, "z" * (base._CLEAN_KEY_MAX_LEN + 1): 2})
-    assert len(base._CLEAN_KEYS) <= base._CLEAN_KEYS_MAX
-    assert all(len(key) <= base._CLEAN_KEY_MAX_LEN for key in base._CLEAN_KEYS)
+    for i in range(dna._CLEAN_KEYS_MAX + 500):
+        has_dna_keys({f"field_{i}": 1, "z" * (dna._CLEAN_KEY_MAX_LEN + 1): 2})
+    assert len(dna._CLEAN_KEYS) <= dna._CLEAN_KEYS_MAX
+    assert all(len(key) <= dna._CLEAN_KEY_MAX_LEN for key in dna._CLEAN_KEYS)
