@@ -164,7 +164,9 @@ _RULES: tuple[tuple[str, str], ...] = (
         "a face or iris template",
         r"(?i:face\s*(?:template|embedding|vector|print|encoding)s?|iris\s*(?:code|template|scan)s?"
         r"|facial\s+(?:template|embedding|recognition\s+data))"
-        r"|人脸\s*(?:特征|模板|比对|数据|识别数据)|面部特征值|虹膜\s*(?:特征|模板|数据|码)|声纹\s*(?:特征|模板|数据)",
+        # Not 人脸比对: "the face did not match the ID card photo" is the identity check the plan asks
+        # hospitals for at admission (a realistic corpus report was refused for it), not a template.
+        r"|人脸\s*(?:特征|模板|数据|识别数据)|面部特征值|虹膜\s*(?:特征|模板|数据|码)|声纹\s*(?:特征|模板|数据)",
     ),
     ("a biometric record standard", r"(?i:ISO/?\s*IEC\s*19794|ISO\s*19794|ANSI[\s/-]*(?:INCITS\s*)?378|WSQ\s+image)"),
 )

@@ -115,6 +115,9 @@ FALSE_POSITIVES = [
     "体检：血常规正常",
     "抽血检查",
     "指纹锁坏了",  # a fingerprint lock is broken
+    # A hospital's identity check at admission (人证核验): an outcome, no biometric data.
+    "入院所持身份证为他人证件，人脸比对不符",
+    "人证核验时人脸比对不一致，产妇称证件系借用",
 ]
 
 
