@@ -17,6 +17,7 @@ from schemas.base import (
     sensitive_fields,
 )
 from schemas.enums import (
+    AccessChannel,
     AckStage,
     AgeBand,
     AttachmentKind,
@@ -40,6 +41,7 @@ from schemas.enums import (
 from schemas.events import (
     EVENT_MODELS,
     NAMESPACE_CLUEBUS,
+    AccessEvent,
     Ack,
     DeadLetter,
     DepartmentStatus,
@@ -49,9 +51,11 @@ from schemas.events import (
     Referral,
     ReportStatus,
     RoutingDecision,
+    access_id_for,
     ack_id_for,
     dead_letter_id_for,
     escalation_id_for,
+    field_groups,
     referral_id_for,
 )
 from schemas.report import Attachment, Location, ReportEnvelope, Reporter, Subject, SubmissionBase
@@ -94,6 +98,7 @@ __all__ = [
     "find_dna_keys",
     "personal",
     "sensitive_fields",
+    "AccessChannel",
     "AckStage",
     "AgeBand",
     "AttachmentKind",
@@ -115,6 +120,7 @@ __all__ = [
     "Urgency",
     "EVENT_MODELS",
     "NAMESPACE_CLUEBUS",
+    "AccessEvent",
     "Ack",
     "DeadLetter",
     "DepartmentStatus",
@@ -124,9 +130,11 @@ __all__ = [
     "Referral",
     "ReportStatus",
     "RoutingDecision",
+    "access_id_for",
     "ack_id_for",
     "dead_letter_id_for",
     "escalation_id_for",
+    "field_groups",
     "referral_id_for",
     "Attachment",
     "Location",

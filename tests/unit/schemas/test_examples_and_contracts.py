@@ -28,6 +28,7 @@ EVENT_FILE_MODEL = {
     "routing-decision": "RoutingDecision",
     "report-status": "ReportStatus",
     "dead-letter": "DeadLetter",
+    "access-event": "AccessEvent",
 }
 MODEL_FILE = {
     "Referral": "referral",
@@ -36,6 +37,7 @@ MODEL_FILE = {
     "RoutingDecision": "routing-decision",
     "ReportStatus": "report-status",
     "DeadLetter": "dead-letter",
+    "AccessEvent": "access-event",
 }
 
 
@@ -204,6 +206,7 @@ def test_asyncapi_names_every_topic():
         t.status,
         t.deadletter,
         t.tracker_ticks,
+        t.access_audit,
     }
     referrals = next(c for c in doc["channels"].values() if c["address"] == "cluebus.referrals.{department}")
     assert set(referrals["parameters"]) == {"department"}
@@ -240,12 +243,13 @@ def _who(action: str, address: str) -> set[str]:
     "address, senders, receivers",
     [
         *[(f"cluebus.reports.{s.value}", {f"adapter-{s.value}"}, {"router"}) for s in Source],
-        ("cluebus.referrals.{department}", {"router"}, {"inbox"}),
-        ("cluebus.decisions", {"router"}, {"tracker"}),
-        ("cluebus.acks", {"inbox"}, {"tracker"}),
+        ("cluebus.referrals.{department}", {"router"}, {"inbox", "console"}),
+        ("cluebus.decisions", {"router"}, {"tracker", "audit"}),
+        ("cluebus.acks", {"inbox", "console"}, {"tracker"}),
+        ("cluebus.audit.access", {"inbox", "console"}, {"audit"}),
         ("cluebus.tracker.ticks", {"tracker"}, {"tracker"}),
-        ("cluebus.escalations", {"tracker"}, {"inbox"}),
-        ("cluebus.status", {"router", "tracker"}, {"adapters"}),
+        ("cluebus.escalations", {"tracker"}, {"inbox", "console"}),
+        ("cluebus.status", {"router", "tracker"}, {"adapters", "console"}),
         ("cluebus.deadletter", {"router", "tracker"}, {"operators"}),
     ],
 )
