@@ -142,6 +142,7 @@ SUBSYSTEM_MODULES = (
     "services.tracker.cli",
     "services.inbox.cli",
     "services.acl.cli",
+    "services.audit.cli",
     "services.demo",
 )
 
