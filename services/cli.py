@@ -143,6 +143,7 @@ SUBSYSTEM_MODULES = (
     "services.inbox.cli",
     "services.acl.cli",
     "services.audit.cli",
+    "services.console.cli",
     "services.demo",
 )
 

@@ -99,6 +99,95 @@ def _jaas_quote(value: str) -> str:
     return f'"{value}"'
 
 
+def issue_local_certificate(workdir: Path, name: str, subject_alt_names: str, *, client_auth: bool = False) -> None:
+    """A fresh local CA (``ca.pem``) and a certificate it signed (``<name>.pem``, key ``<name>.key``) in ``workdir``.
+
+    The CA's private key is deleted before this returns: nothing else can ever be
+    signed by this CA. Used for the secure broker and for the web console's HTTPS.
+    ``subject_alt_names`` in openssl's spelling, e.g. ``DNS:localhost,IP:127.0.0.1``.
+    """
+    openssl = _need("openssl", "openssl")
+    (workdir / f"{name}.ext").write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        f"extendedKeyUsage=serverAuth{',clientAuth' if client_auth else ''}\n"
+        f"subjectAltName={subject_alt_names}\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    try:
+        _run(
+            [
+                openssl,
+                "req",
+                "-x509",
+                *ec,
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                str(CA_DAYS),
+                "-sha256",
+                "-subj",
+                f"/O=cluebus/CN=cluebus local CA {secrets.token_hex(4)}",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE,pathlen:0",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-addext",
+                "subjectKeyIdentifier=hash",
+            ],
+            "creating the local CA",
+            cwd=workdir,
+        )
+        _run(
+            [
+                openssl,
+                "req",
+                "-new",
+                *ec,
+                "-keyout",
+                f"{name}.key",
+                "-out",
+                f"{name}.csr",
+                "-subj",
+                "/O=cluebus/CN=localhost",
+            ],
+            f"creating the {name} key",
+            cwd=workdir,
+        )
+        _run(
+            [
+                openssl,
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                str(int.from_bytes(secrets.token_bytes(16), "big")),
+                "-days",
+                str(CERT_DAYS),
+                "-sha256",
+                "-extfile",
+                f"{name}.ext",
+                "-out",
+                f"{name}.pem",
+            ],
+            f"signing the {name} certificate",
+            cwd=workdir,
+        )
+    finally:
+        (workdir / "ca.key").unlink(missing_ok=True)
+        (workdir / f"{name}.csr").unlink(missing_ok=True)
+    os.chmod(workdir / f"{name}.key", 0o600)
+
+
 @dataclass
 class SecureLocalBroker(LocalBroker):
     """A local KRaft broker that only speaks SASL_SSL (SCRAM-SHA-512) to clients, with ACLs."""
@@ -193,87 +282,13 @@ class SecureLocalBroker(LocalBroker):
 
     def _make_tls(self) -> None:
         """A fresh CA and broker certificate; the CA key does not outlive this call."""
-        openssl = _need("openssl", "openssl")
         keytool = _need("keytool", "a Java 17+ JDK/JRE (keytool)")
+        openssl = _need("openssl", "openssl")
         store_pw = self.store_password_file
         self.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryDirectory(prefix=".tls-", dir=self.home) as tmp_name:
             tmp = Path(tmp_name)
-            ext = tmp / "broker.ext"
-            ext.write_text(
-                "basicConstraints=critical,CA:FALSE\n"
-                "keyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth,clientAuth\n"
-                f"subjectAltName={self._subject_alt_names()}\n"
-                "subjectKeyIdentifier=hash\n"
-                "authorityKeyIdentifier=keyid\n"
-            )
-            ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-            _run(
-                [
-                    openssl,
-                    "req",
-                    "-x509",
-                    *ec,
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    str(CA_DAYS),
-                    "-sha256",
-                    "-subj",
-                    f"/O=cluebus/CN=cluebus local CA {secrets.token_hex(4)}",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE,pathlen:0",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                    "-addext",
-                    "subjectKeyIdentifier=hash",
-                ],
-                "creating the local CA",
-                cwd=tmp,
-            )
-            _run(
-                [
-                    openssl,
-                    "req",
-                    "-new",
-                    *ec,
-                    "-keyout",
-                    "broker.key",
-                    "-out",
-                    "broker.csr",
-                    "-subj",
-                    "/O=cluebus/CN=localhost",
-                ],
-                "creating the broker key",
-                cwd=tmp,
-            )
-            _run(
-                [
-                    openssl,
-                    "x509",
-                    "-req",
-                    "-in",
-                    "broker.csr",
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-set_serial",
-                    str(int.from_bytes(secrets.token_bytes(16), "big")),
-                    "-days",
-                    str(CERT_DAYS),
-                    "-sha256",
-                    "-extfile",
-                    "broker.ext",
-                    "-out",
-                    "broker.pem",
-                ],
-                "signing the broker certificate",
-                cwd=tmp,
-            )
+            issue_local_certificate(tmp, "broker", self._subject_alt_names(), client_auth=True)
             _run(
                 [
                     openssl,
@@ -317,7 +332,7 @@ class SecureLocalBroker(LocalBroker):
             for name in ("broker.p12", "truststore.p12", "ca.pem", "broker.pem"):
                 os.chmod(tmp / name, 0o600 if name.endswith(".p12") else 0o644)
                 os.replace(tmp / name, self.tls_dir / name)
-            # ca.key, broker.key and the CSR go with the temporary folder.
+            # broker.key and the CSR go with the temporary folder.
 
     # LocalBroker hooks ----------------------------------------------------------------
     def properties(self) -> dict[str, str]:

@@ -40,6 +40,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     from services.common.kafka import KafkaUnavailable
     from services.common.logging import configure
     from services.inbox.client import DepartmentInbox, InboxError
+    from services.inbox.store import inbox_store_path
 
     o = ctx.obj
     if needs_user and not o["user"]:
@@ -51,7 +52,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
             cfg.load(cfg.KafkaSettings),
             cfg.load(cfg.TopicSettings),
             o["department"],
-            store=service.state_dir / f"inbox-{o['department']}.sqlite3",
+            store=inbox_store_path(service.state_dir, o["department"]),
             user=o["user"] or "inbox",
             rules_file=service.rules_file,
         )

@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS access_outbox (
 OPEN_STAGES = ("routed", "received", "accepted")
 
 
+def inbox_store_path(state_dir: Path, department: str) -> Path:
+    """The one store of a department's inbox (the CLI and the web console share it)."""
+    return state_dir / f"inbox-{department}.sqlite3"
+
+
 @dataclass(frozen=True)
 class InboxItem:
     """One referral as the inbox lists it (ids, codes and times only)."""
