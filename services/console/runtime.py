@@ -193,16 +193,17 @@ class OversightFeed:
         return sorted(found, key=lambda e: (e.escalated_at, e.escalation_id), reverse=True)
 
     def counts(self) -> list[DepartmentCounts]:
-        """Per department: referrals open (not declined or completed), overdue, and escalated."""
+        """Per department that was ever sent a referral: how many are open (not declined or completed),
+        overdue and escalated; most overdue first."""
         open_: dict[str, int] = {}
         overdue: dict[str, int] = {}
         escalated: dict[str, int] = {}
         with self._lock:
             for status in self._status.values():
                 for d in status.departments:
-                    if d.stage.value in ("declined", "completed"):
-                        continue
-                    open_[d.department] = open_.get(d.department, 0) + 1
-                    overdue[d.department] = overdue.get(d.department, 0) + int(d.overdue)
-                    escalated[d.department] = escalated.get(d.department, 0) + int(d.escalation_level > 0)
-        return [DepartmentCounts(d, open_[d], overdue.get(d, 0), escalated.get(d, 0)) for d in sorted(open_)]
+                    is_open = d.stage.value not in ("declined", "completed")
+                    open_[d.department] = open_.get(d.department, 0) + int(is_open)
+                    overdue[d.department] = overdue.get(d.department, 0) + int(is_open and d.overdue)
+                    escalated[d.department] = escalated.get(d.department, 0) + int(is_open and d.escalation_level > 0)
+        rows = [DepartmentCounts(d, open_[d], overdue[d], escalated[d]) for d in open_]
+        return sorted(rows, key=lambda c: (-c.overdue, -c.open, c.department))
