@@ -204,3 +204,19 @@ def many_reports(n: int, names: tuple[str, ...] = ()) -> list[Any]:
         data["source_ref"] = f"load-{i}-{data['report_id'][:8]}"
         out.append(parse_report(json.dumps(data)))
     return out
+
+
+def collect_as(settings: Any, topic: str, done: Callable[[list[bytes]], bool], timeout: float = 30.0) -> list[bytes]:
+    """The values of ``topic`` read as the principal of ``settings`` (secure profile), until ``done(values)``."""
+    from services.common import kafka as clients
+
+    consumer = clients.consumer(settings, topic, group_id=None)
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(values):
+            for records in consumer.poll(timeout_ms=500).values():
+                values.extend(r.value for r in records)
+    finally:
+        consumer.close()
+    return values

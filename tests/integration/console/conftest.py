@@ -64,6 +64,7 @@ class Stack:
     reports: dict[str, str] = field(default_factory=dict)  # name -> report id
     console: Service | None = None
     tracker_metrics: int = 0
+    console_metrics: int = 0
 
     def referral(self, name: str, department: str) -> str:
         return referral_id_for(self.reports[name], department)
@@ -90,7 +91,7 @@ def stack(kafka_bootstrap, tmp_path_factory):
     rules_file = base / "routing_rules.toml"
     rules_file.write_text(short_normal_clocks((REPO / "routing_rules.toml").read_text()))
     ensure_topics(kafka, topic_specs(topics, load_rules(rules_file).departments))
-    console_port, adapter_port, tracker_port = free_port(), free_port(), free_port()
+    console_port, adapter_port, tracker_port, console_metrics = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "CLUEBUS_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -103,7 +104,7 @@ def stack(kafka_bootstrap, tmp_path_factory):
         "CLUEBUS_LOG_LEVEL": "info",
         "CLUEBUS_TRACKER_TICK_INTERVAL_S": "0.5",
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(write_tokens(base / "tokens.toml")),
-        "CLUEBUS_CONSOLE_METRICS_PORT": str(free_port()),
+        "CLUEBUS_CONSOLE_METRICS_PORT": str(console_metrics),
         "CLUEBUS_CONSOLE_SYNC_INTERVAL_S": "1",
         "CLUEBUS_CONSOLE_LOCKOUT_FAILURES": "3",
         "PYTHONUNBUFFERED": "1",
@@ -150,6 +151,7 @@ def stack(kafka_bootstrap, tmp_path_factory):
         env=env,
         console=started[-1],
         tracker_metrics=tracker_port,
+        console_metrics=console_metrics,
     )
     try:
         wait_until(lambda: httpx.get(f"{stack.adapter}/readyz", timeout=2).status_code == 200, 90)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from schemas import AccessEvent, Ack
+from schemas.examples import load_examples
 
 from ..support import collect, metric_value, wait_until
 from .conftest import sign_in
@@ -59,3 +60,16 @@ def test_a_console_action_reaches_the_tracker_and_the_reporter_s_status(stack):
     assert len(mine) >= 2  # the page, and the page again with the refusal
     log = stack.console.log_path.read_text()
     assert "Case opened by the task force" not in log and "inspector.0007" not in log  # no free text in logs
+    subjects = load_examples("v1", "reports")["school-suspected_trafficking_child"]["subjects"]
+    for value in (v for s in subjects for k, v in s.items() if k in ("name", "id_number", "phone") and v):
+        assert value not in log  # nor any identity from the copy that was shown
+    assert '"referral opened"' in log and '"action done"' in log  # ids and codes are logged
+
+    def metric(name, **labels):  # type: ignore[no-untyped-def]
+        return metric_value(stack.console_metrics, name, labels) or 0.0
+
+    assert metric("cluebus_console_actions_total", department="police", action="accept", outcome="done") == 1
+    assert metric("cluebus_console_actions_total", department="police", action="accept", outcome="refused") == 1
+    assert metric("cluebus_console_actions_total", department="police", action="complete", outcome="done") == 1
+    assert metric("cluebus_console_sign_ins_total", role="staff") >= 1
+    assert metric("cluebus_console_referral_openings_total", department="police") >= 2

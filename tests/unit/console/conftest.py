@@ -56,14 +56,22 @@ def referrals(rules):
     return out
 
 
-@pytest.fixture
-def console(tmp_path, rules, referrals):
-    users = UsersFile(tmp_path / "users.toml")
+@pytest.fixture(scope="session")
+def users_template(tmp_path_factory):
+    """The test accounts, hashed once per run (scrypt costs ~0.1 s a hash by design)."""
+    users = UsersFile(tmp_path_factory.mktemp("users") / "users.toml")
     users.add("officer.1", "police", "staff", PASSWORD)
     users.add("chief.1", "police", "supervisor", PASSWORD)
     users.add("teacher.1", "education", "staff", PASSWORD)
     users.add("office.1", "joint_meeting", "joint_meeting", PASSWORD)
     users.add("admin.1", "police", "admin", PASSWORD)
+    return users.path.read_bytes()
+
+
+@pytest.fixture
+def console(tmp_path, rules, referrals, users_template):
+    (tmp_path / "users.toml").write_bytes(users_template)
+    users = UsersFile(tmp_path / "users.toml")
     producers: dict[str, RecordingProducer] = {}
 
     def make(department):
