@@ -11,6 +11,8 @@
   ``lockout_s`` (a right password does not open a locked account), and an
   address that fails ``address_failures`` times within ``lockout_s`` must wait.
   The answer to a bad password, an unknown user and a disabled account is the same.
+
+Pages are served from a thread pool, so both stores take a lock around each change.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass, field
 
 SESSION_COOKIE = "__Host-cluebus-session"
@@ -52,44 +55,60 @@ class SessionStore:
     idle_timeout_s: float
     max_age_s: float
     _sessions: dict[str, Session] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def create(self, username: str, department: str, role: str, password_changed_at: str, now: float) -> str:
         """A new session (a new token at every sign-in: no fixation); returns the cookie value."""
         token = new_token()
-        self._sessions[_digest(token)] = Session(
-            username, department, role, new_token(), password_changed_at, started=now, last_seen=now
-        )
+        session = Session(username, department, role, new_token(), password_changed_at, started=now, last_seen=now)
+        with self._lock:
+            self._prune(now)
+            self._sessions[_digest(token)] = session
         return token
+
+    def _prune(self, now: float) -> None:
+        dead = [k for k, s in self._sessions.items() if self._why_ended(s, now)]
+        for k in dead:
+            del self._sessions[k]
+
+    def _why_ended(self, session: Session, now: float) -> str | None:
+        if now - session.last_seen > self.idle_timeout_s:
+            return "idle"
+        if now - session.started > self.max_age_s:
+            return "expired"
+        return None
 
     def get(self, token: str | None, now: float) -> tuple[Session | None, str | None]:
         """The live session of a cookie and refreshes its idle clock; else (None, why it ended)."""
         if not token:
             return None, None
         key = _digest(token)
-        session = self._sessions.get(key)
-        if session is None:
-            return None, "unknown"
-        if now - session.last_seen > self.idle_timeout_s:
-            del self._sessions[key]
-            return None, "idle"
-        if now - session.started > self.max_age_s:
-            del self._sessions[key]
-            return None, "expired"
-        session.last_seen = now
-        return session, None
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                return None, "unknown"
+            why = self._why_ended(session, now)
+            if why is not None:
+                del self._sessions[key]
+                return None, why
+            session.last_seen = now
+            return session, None
 
     def end(self, token: str | None) -> None:
         if token:
-            self._sessions.pop(_digest(token), None)
+            with self._lock:
+                self._sessions.pop(_digest(token), None)
 
     def end_user(self, username: str) -> int:
-        keys = [k for k, s in self._sessions.items() if s.username == username]
-        for k in keys:
-            del self._sessions[k]
+        with self._lock:
+            keys = [k for k, s in self._sessions.items() if s.username == username]
+            for k in keys:
+                del self._sessions[k]
         return len(keys)
 
     def active(self, now: float) -> int:
-        return sum(1 for s in self._sessions.values() if now - s.last_seen <= self.idle_timeout_s)
+        with self._lock:
+            return sum(1 for s in self._sessions.values() if self._why_ended(s, now) is None)
 
 
 @dataclass
@@ -102,33 +121,52 @@ class SignInThrottle:
     _accounts: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (failures in a row, last)
     _locked_until: dict[str, float] = field(default_factory=dict)
     _addresses: dict[str, list[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    max_tracked: int = 10_000  # names and addresses remembered at most (typed names are unbounded input)
 
     def refusal(self, username: str, address: str, now: float) -> str | None:
         """``locked`` or ``rate_limited`` when this attempt must not even be checked; else None."""
-        recent = [t for t in self._addresses.get(address, []) if now - t < self.lockout_s]
-        self._addresses[address] = recent
-        if len(recent) >= self.address_failures:
-            return "rate_limited"
-        if self._locked_until.get(username, 0.0) > now:
-            return "locked"
-        return None
+        with self._lock:
+            recent = [t for t in self._addresses.get(address, []) if now - t < self.lockout_s]
+            if recent:
+                self._addresses[address] = recent
+            else:
+                self._addresses.pop(address, None)
+            if len(recent) >= self.address_failures:
+                return "rate_limited"
+            if self._locked_until.get(username, 0.0) > now:
+                return "locked"
+            return None
 
     def failed(self, username: str, address: str, now: float) -> bool:
         """Count a failure; True when it locked the account."""
-        self._addresses.setdefault(address, []).append(now)
-        count, last = self._accounts.get(username, (0, now))
-        count = count + 1 if now - last < self.lockout_s else 1
-        self._accounts[username] = (count, now)
-        if count >= self.lockout_failures:
-            self._locked_until[username] = now + self.lockout_s
-            self._accounts.pop(username, None)
-            return True
-        return False
+        with self._lock:
+            if len(self._accounts) + len(self._addresses) + len(self._locked_until) > self.max_tracked:
+                self._forget(now)
+            self._addresses.setdefault(address, []).append(now)
+            count, last = self._accounts.get(username, (0, now))
+            count = count + 1 if now - last < self.lockout_s else 1
+            self._accounts[username] = (count, now)
+            if count >= self.lockout_failures:
+                self._locked_until[username] = now + self.lockout_s
+                self._accounts.pop(username, None)
+                return True
+            return False
+
+    def _forget(self, now: float) -> None:
+        """Drop what no longer counts: failures and locks older than ``lockout_s``."""
+        self._accounts = {k: v for k, v in self._accounts.items() if now - v[1] < self.lockout_s}
+        self._locked_until = {k: v for k, v in self._locked_until.items() if v > now}
+        self._addresses = {
+            k: r for k, v in self._addresses.items() if (r := [t for t in v if now - t < self.lockout_s])
+        }
 
     def succeeded(self, username: str) -> None:
-        self._accounts.pop(username, None)
+        with self._lock:
+            self._accounts.pop(username, None)
 
     def retry_after(self, username: str, address: str, now: float) -> int:
-        until = self._locked_until.get(username, 0.0)
-        oldest = min(self._addresses.get(address, [now]), default=now)
+        with self._lock:
+            until = self._locked_until.get(username, 0.0)
+            oldest = min(self._addresses.get(address, [now]), default=now)
         return max(1, int(max(until - now, oldest + self.lockout_s - now)))

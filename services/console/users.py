@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+import threading
 import tomllib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -99,6 +100,7 @@ class UsersFile:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._users: dict[str, User] = {}
+        self._lock = threading.Lock()
 
     # --- reading -------------------------------------------------------------------------------
     def load(self) -> dict[str, User]:
@@ -134,10 +136,11 @@ class UsersFile:
             stamp = (st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = None
-        if stamp != self._stamp:
-            self._users = self.load()
-            self._stamp = stamp
-        return self._users
+        with self._lock:
+            if stamp != self._stamp:
+                self._users = self.load()
+                self._stamp = stamp
+            return self._users
 
     def get(self, username: str) -> User | None:
         return self.current().get(username)

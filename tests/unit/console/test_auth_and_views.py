@@ -120,3 +120,11 @@ def test_spans_and_the_copy_tree():
         Node("subjects", None, (Node("subjects 1", None, (Node("name", "甲"), Node("minor", "✓"))),)),
         Node("narrative", "—"),
     ]
+
+
+def test_the_throttle_forgets_old_names_so_typed_names_cannot_fill_memory():
+    throttle = SignInThrottle(lockout_failures=3, lockout_s=10, address_failures=1000, max_tracked=50)
+    for i in range(200):
+        throttle.failed(f"name-{i}", "1.1.1.1", now=i)  # each name tried once, a second apart
+    assert len(throttle._accounts) <= 60
+    assert throttle.refusal("name-199", "2.2.2.2", 200) is None

@@ -157,3 +157,13 @@ def test_roles_open_only_their_pages(client, referrals):
     sign_in(client, "admin.1")
     assert client.get(f"/referrals/{referrals['police'][0].referral_id}").status_code == 403
     assert 'data-department="police"' in client.get("/admin").text
+
+
+def test_what_a_report_says_is_shown_as_text_never_as_markup(client, referrals):
+    referral = referrals["police"][0]
+    hostile = {**referral.report, "narrative": '<script>alert("x")</script><img src=x onerror=alert(1)>'}
+    referrals["police"][0] = referral.model_copy(update={"report": hostile})
+    sign_in(client, "officer.1")
+    page = client.get(f"/referrals/{referral.referral_id}").text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
