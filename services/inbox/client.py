@@ -119,6 +119,11 @@ class DepartmentInbox:
         try:
             ends = consumer.end_offsets(consumer.assignment())
             while True:
+                # Checked before polling: a poll of a caught-up inbox waits its whole timeout (500 ms),
+                # which the web console's department thread would spend on every periodic sync.
+                caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
+                if caught_up or time.monotonic() >= deadline:
+                    break
                 batches = consumer.poll(timeout_ms=min(500, max(1, int((deadline - time.monotonic()) * 1000))))
                 handled: dict[TopicPartition, int] = {}
                 with self.store.transaction() as db:
@@ -137,9 +142,6 @@ class DepartmentInbox:
                 sent += self._send_acks()
                 if handled:
                     consumer.commit({tp: _offset(o) for tp, o in handled.items()})
-                caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
-                if caught_up or time.monotonic() >= deadline:
-                    break
         except KafkaError as exc:
             raise InboxError(
                 f"Kafka refused or failed the sync ({type(exc).__name__}); what was stored is kept; run sync again"
