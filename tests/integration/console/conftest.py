@@ -163,6 +163,15 @@ def stack(kafka_bootstrap, tmp_path_factory):
             assert answer.status_code == 202, answer.text
             stack.reports[name] = answer.json()["report_id"]
         wait_until(lambda: all(stack.status(n) for n in REPORTS), 90)
+        # The whole chain is live before a test starts: the console's sync acknowledged receipt,
+        # the tracker took it in, and the reporter's status says so (faust joins slowly under load).
+        wait_until(
+            lambda: (
+                stack.status("trafficking").get("police") == "received"
+                and stack.status("dropout").get("education") == "received"
+            ),
+            180,
+        )
         yield stack
     finally:
         for service in started:

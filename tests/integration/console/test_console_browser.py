@@ -69,7 +69,7 @@ def test_staff_sign_in_and_see_only_their_department_s_referrals(stack, open_bro
     assert browser.current_url.endswith("/queue")
     assert "officer.0042" in text(browser, "who") and "公安静海分局" in text(browser, "who")
     mine = {stack.referral("trafficking", "police"), stack.referral("abuse", "police")}
-    wait_until(lambda: mine <= rows(browser) or browser.refresh(), 60, interval=1)
+    wait_until(lambda: mine <= rows(browser) or browser.refresh(), 120, interval=1)
     assert stack.referral("dropout", "education") not in rows(browser)
     assert not {stack.referral(n, "education") for n in stack.reports} & rows(browser)
     first = browser.find_element(By.CSS_SELECTOR, "tr[data-referral]")
@@ -99,14 +99,14 @@ def test_accept_with_a_case_owner_then_complete_and_the_reporter_sees_it(stack, 
     assert "已受理" in text(browser, "done")
     history = text(browser, "history")
     assert "officer.0042" in history and "inspector.0007" in history
-    wait_until(lambda: stack.status("trafficking").get("police") == "accepted", 60)
+    wait_until(lambda: stack.status("trafficking").get("police") == "accepted", 90)
     Select(browser.find_element(By.ID, "outcome_code")).select_by_value("case_opened")
     browser.find_element(By.ID, "outcome").send_keys("专案组已立案侦查。")
     submit(browser, "complete")
     assert "已办结" in text(browser, "done")
     assert "本线索已办结" in text(browser, "closed")
     screenshot(browser, "completed")
-    wait_until(lambda: stack.status("trafficking").get("police") == "completed", 60)
+    wait_until(lambda: stack.status("trafficking").get("police") == "completed", 90)
 
 
 def test_decline_with_a_reason_reaches_the_joint_meeting_office(stack, open_browser):
@@ -120,7 +120,7 @@ def test_decline_with_a_reason_reaches_the_joint_meeting_office(stack, open_brow
     submit(browser, "decline")
     assert "已退回" in text(browser, "done")
     assert "已由其他单位办理" in text(browser, "history")
-    wait_until(lambda: stack.status("abuse").get("police") == "declined", 60)
+    wait_until(lambda: stack.status("abuse").get("police") == "declined", 90)
 
     office = open_browser()
     sign_in(office, stack, "office.0001")
@@ -145,7 +145,7 @@ def test_a_supervisor_sees_an_overdue_referral_and_its_escalation(stack, open_br
     assert overdue.find_element(By.CLASS_NAME, "overdue").value_of_css_property("color") == "rgba(176, 0, 32, 1)"
     wait_until(
         lambda: browser.find_elements(By.CSS_SELECTOR, f'#escalations tr[data-referral="{rid}"]') or browser.refresh(),
-        60,
+        120,
         interval=1,
     )
     assert "区教育局 · supervisor" in browser.find_element(By.ID, "escalations").text

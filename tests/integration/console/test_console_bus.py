@@ -25,7 +25,7 @@ def test_a_console_action_reaches_the_tracker_and_the_reporter_s_status(stack):
         assert refused.status_code == 409
         accepted = officer.post(f"/referrals/{rid}/accept", data={"csrf": csrf, "case_owner": "inspector.0007"})
         assert accepted.status_code == 303
-        wait_until(lambda: stack.status("trafficking").get("police") == "accepted", 60)
+        wait_until(lambda: stack.status("trafficking").get("police") == "accepted", 90)
         assert wait_until(
             lambda: (
                 metric_value(stack.tracker_metrics, "cluebus_acks_total", {"department": "police", "stage": "accepted"})
@@ -38,7 +38,7 @@ def test_a_console_action_reaches_the_tracker_and_the_reporter_s_status(stack):
             data={"csrf": csrf, "outcome_code": "case_opened", "outcome": "Case opened by the task force."},
         )
         assert completed.status_code == 303
-        wait_until(lambda: stack.status("trafficking").get("police") == "completed", 60)
+        wait_until(lambda: stack.status("trafficking").get("police") == "completed", 90)
 
     acks = [
         Ack.model_validate_json(m.value)
