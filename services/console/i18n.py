@@ -88,6 +88,14 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "referral.why": ("为何转给本部门", "Why it was sent here"),
     "referral.rule_path": ("规则路径", "Rule path"),
+    "referral.role_lead": (
+        "本部门为负责单位：按规则须由本部门牵头办理。",
+        "This department leads: the rules make it responsible for acting.",
+    ),
+    "referral.role_cooperating": (
+        "本部门为配合单位：按规则须配合负责单位办理。",
+        "This department cooperates: the rules ask it to support the lead.",
+    ),
     "referral.rules_version": ("规则版本", "Rules version"),
     "referral.clocks": ("时限", "Clocks"),
     "referral.history": ("本部门处理记录", "This department's acknowledgements"),

@@ -208,7 +208,7 @@ def _referral_page(
         item=item,
         history=history,
         clocks=views.clocks(item, now),
-        route=views.route_descriptions(console.rules.spec.route, referral.rule_path),
+        route=views.route_steps(console.rules.spec.route, referral.rule_path, user.department),
         tree=views.copy_tree(referral.report),
         owner_required=views.case_owner_required(referral, item),
         owners=sorted(

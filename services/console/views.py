@@ -151,19 +151,44 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def route_descriptions(root: Any, path: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Each route on a referral's rule path with its description from the rules (why it was sent)."""
-    out: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class RouteStep:
+    """One route on a referral's rule path: its name, description and the conditions it matched on."""
+
+    name: str
+    description: str
+    conditions: tuple[str, ...]
+    sends_here: bool  # this route names the department among its recipients
+
+
+def _conditions(route: Any) -> tuple[str, ...]:
+    out = []
+    for prefix, matchers in (("", route.match), ("not ", route.match_not)):
+        for key in type(matchers).model_fields:
+            value = getattr(matchers, key)
+            if value is None:
+                continue
+            shown = str(value).lower() if isinstance(value, bool) else ", ".join(sorted(str(v) for v in value))
+            out.append(f"{prefix}{key}: {shown}")
+    if route.priority is not None:
+        out.append(f"priority ≥ {route.priority}")
+    if route.case_owner_required:
+        out.append("case owner required")
+    return tuple(out)
+
+
+def route_steps(root: Any, path: tuple[str, ...], department: str) -> list[RouteStep]:
+    """The routes of a referral's rule path in today's rules: why the referral was sent here."""
+    out: list[RouteStep] = []
     node = root
     for i, name in enumerate(path):
-        if i == 0 and getattr(node, "name", None) == name:
-            out.append((name, node.description))
-            continue
-        node = next((c for c in getattr(node, "routes", ()) if c.name == name), None)
-        if node is None:  # the rules changed since the referral was routed
-            out.extend((n, "") for n in path[i:])
+        if i > 0:
+            node = next((c for c in getattr(node, "routes", ()) if c.name == name), None)
+        if node is None or node.name != name:  # the rules changed since the referral was routed
+            out.extend(RouteStep(n, "", (), False) for n in path[i:])
             break
-        out.append((name, node.description))
+        here = any(r.department == department for r in node.recipients)
+        out.append(RouteStep(name, node.description, _conditions(node), here))
     return out
 
 

@@ -138,6 +138,8 @@ class DepartmentInbox:
                                 self.store.queue(
                                     db, self._ack(referral.referral_id, referral.report_id, AckStage.received)
                                 )
+                                # Its receipt is acknowledged (queued with it): the next clock is the decision's.
+                                self.store.set_stage(db, referral.referral_id, AckStage.received.value)
                             handled[tp] = record.offset + 1
                 sent += self._send_acks()
                 if handled:

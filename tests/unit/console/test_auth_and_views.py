@@ -128,3 +128,17 @@ def test_the_throttle_forgets_old_names_so_typed_names_cannot_fill_memory():
         throttle.failed(f"name-{i}", "1.1.1.1", now=i)  # each name tried once, a second apart
     assert len(throttle._accounts) <= 60
     assert throttle.refusal("name-199", "2.2.2.2", 200) is None
+
+
+def test_route_steps_say_what_each_route_matched_and_which_sent_the_referral_here():
+    from services.console.views import route_steps
+    from services.rules import load_rules
+    from tests.conftest import REPO
+
+    rules = load_rules(REPO / "routing_rules.toml")
+    steps = route_steps(rules.spec.route, ("root", "trafficking"), "police")
+    assert [s.name for s in steps] == ["root", "trafficking"]
+    assert any(c.startswith("category: ") and "suspected_trafficking_child" in c for c in steps[1].conditions)
+    assert steps[1].sends_here and "priority ≥ high" in steps[1].conditions
+    gone = route_steps(rules.spec.route, ("root", "no-such-route", "child"), "police")
+    assert [(s.name, s.conditions) for s in gone[1:]] == [("no-such-route", ()), ("child", ())]
