@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from schemas import Escalation, ReportStatus
+from services.common.kafka import KafkaUnavailable
 from services.common.logging import get_logger
 from services.inbox.client import DepartmentInbox, InboxError
 
@@ -45,6 +46,8 @@ class DepartmentWorker:
         self._pending_sync: Future[Any] | None = None
         self.last_sync: float | None = None
         self.last_error: str | None = None
+        self._failed_at = 0.0
+        self._backoff_s = 0.0
 
     def call(self, work: Callable[[DepartmentInbox], T], timeout_s: float = 30.0) -> T:
         """Run ``work(inbox)`` on the department's thread and return its result (its exception)."""
@@ -55,20 +58,31 @@ class DepartmentWorker:
             self._inbox = self._make_inbox()
         return work(self._inbox)
 
-    def request_sync(self) -> None:
-        """Queue one sync unless one is already waiting."""
+    def request_sync(self, now: float | None = None) -> None:
+        """Queue one sync unless one is already waiting, or the last failed less than the backoff ago.
+
+        A sync while Kafka is away blocks this department's thread until the client's
+        bootstrap timeout (10 s by default); backing off (up to a minute) keeps the
+        department's pages (which work from the store, acks queued) answering meanwhile.
+        """
+        now = time.monotonic() if now is None else now
         if self._pending_sync is not None and not self._pending_sync.done():
+            return
+        if self.last_error is not None and now - self._failed_at < self._backoff_s:
             return
         self._pending_sync = self._executor.submit(self._run, self._sync)
 
     def _sync(self, inbox: DepartmentInbox) -> None:
         try:
             inbox.sync(timeout_s=2.0)
-            self.last_sync, self.last_error = time.time(), None
-        except InboxError as exc:
-            if self.last_error != str(exc):
-                log.warning("department inbox sync failed", department=self.department, error=str(exc)[:200])
-            self.last_error = str(exc)
+        except (InboxError, KafkaUnavailable, ValueError, OSError) as exc:
+            message = str(exc) if isinstance(exc, InboxError | KafkaUnavailable) else type(exc).__name__
+            if self.last_error != message:
+                log.warning("department inbox sync failed", department=self.department, error=message[:200])
+            self.last_error, self._failed_at = message, time.monotonic()
+            self._backoff_s = min(60.0, max(self.sync_interval_s, self._backoff_s * 2))
+            return
+        self.last_sync, self.last_error, self._backoff_s = time.time(), None, 0.0
 
     def close(self) -> None:
         def shut(inbox: DepartmentInbox) -> None:

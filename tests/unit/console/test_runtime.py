@@ -78,3 +78,36 @@ def test_the_feed_keeps_escalations_by_target_and_the_latest_status_per_report()
     assert feed.escalations_to("education") == []
     counts = {c.department: (c.open, c.overdue) for c in feed.counts()}
     assert counts == {"education": (1, 1), "police": (0, 0)}  # seq 2 wins over the late seq 1
+
+
+def test_a_department_whose_kafka_is_away_backs_off_and_still_serves_its_store(tmp_path):
+    from services.common.kafka import KafkaUnavailable
+    from services.console.runtime import DepartmentWorker
+
+    attempts = []
+
+    class AwayInbox:
+        def sync(self, timeout_s):  # type: ignore[no-untyped-def]
+            attempts.append(timeout_s)
+            raise KafkaUnavailable("cannot reach Kafka at 127.0.0.1:1")
+
+        def pending(self):  # type: ignore[no-untyped-def]
+            return ["from the store"]
+
+        def close(self) -> None:
+            pass
+
+    worker = DepartmentWorker("police", AwayInbox, sync_interval_s=1)
+    try:
+        worker.request_sync(now=0)
+        worker._pending_sync.result(5)
+        assert worker.last_error == "cannot reach Kafka at 127.0.0.1:1"
+        for t in (0.1, 0.5, 0.9):  # within the backoff: no new attempt
+            worker.request_sync(now=worker._failed_at + t)
+        assert len(attempts) == 1
+        assert worker.call(lambda inbox: inbox.pending()) == ["from the store"]
+        worker.request_sync(now=worker._failed_at + 1.5)
+        worker._pending_sync.result(5)
+        assert len(attempts) == 2 and worker._backoff_s == 2.0  # doubled, up to a minute
+    finally:
+        worker.close()
