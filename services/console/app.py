@@ -69,6 +69,7 @@ class Console:
         self.sessions = SessionStore(s.idle_timeout_s, s.session_max_s)
         self.throttle = SignInThrottle(s.lockout_failures, s.lockout_s, s.address_failures)
         self.zone = views.zone(s.timezone)
+        self.metrics.sessions.set_function(lambda: self.sessions.active(self.clock()))
 
     def department_names(self) -> dict[str, tuple[str, str]]:
         return {d: (spec.name_zh, spec.name_en) for d, spec in self.rules.departments.items()}

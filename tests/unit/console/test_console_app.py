@@ -167,3 +167,13 @@ def test_what_a_report_says_is_shown_as_text_never_as_markup(client, referrals):
     page = client.get(f"/referrals/{referral.referral_id}").text
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_the_sessions_gauge_counts_live_sessions_only(client, console):
+    def gauge():  # type: ignore[no-untyped-def]
+        return console.metrics.registry.get_sample_value("cluebus_console_sessions_active")
+
+    sign_in(client, "officer.1")
+    assert gauge() == 1
+    console.clock.now += 61  # idle past the timeout, without a request
+    assert gauge() == 0
