@@ -16,6 +16,7 @@ from schemas.base import (
 )
 from schemas.dna import DNA_KEY, dna_content, find_dna_keys
 from schemas.enums import (
+    AccessChannel,
     AckStage,
     AgeBand,
     AttachmentKind,
@@ -39,6 +40,7 @@ from schemas.enums import (
 from schemas.events import (
     EVENT_MODELS,
     NAMESPACE_CLUEBUS,
+    AccessEvent,
     Ack,
     DeadLetter,
     DepartmentStatus,
@@ -48,9 +50,11 @@ from schemas.events import (
     Referral,
     ReportStatus,
     RoutingDecision,
+    access_id_for,
     ack_id_for,
     dead_letter_id_for,
     escalation_id_for,
+    field_groups,
     referral_id_for,
 )
 from schemas.report import Attachment, Location, ReportEnvelope, Reporter, Subject, SubmissionBase
@@ -94,6 +98,7 @@ __all__ = [
     "dna_content",
     "personal",
     "sensitive_fields",
+    "AccessChannel",
     "AckStage",
     "AgeBand",
     "AttachmentKind",
@@ -115,6 +120,7 @@ __all__ = [
     "Urgency",
     "EVENT_MODELS",
     "NAMESPACE_CLUEBUS",
+    "AccessEvent",
     "Ack",
     "DeadLetter",
     "DepartmentStatus",
@@ -124,9 +130,11 @@ __all__ = [
     "Referral",
     "ReportStatus",
     "RoutingDecision",
+    "access_id_for",
     "ack_id_for",
     "dead_letter_id_for",
     "escalation_id_for",
+    "field_groups",
     "referral_id_for",
     "Attachment",
     "Location",

@@ -165,6 +165,13 @@ class AckStage(StrEnum):
         return Stage(self.value)
 
 
+class AccessChannel(StrEnum):
+    """Where a person opened a referral's personal data."""
+
+    inbox = "inbox"  # `cluebus inbox <department> show`
+    console = "console"  # the web console's referral page
+
+
 class DueStage(StrEnum):
     """The clocks of a referral: when each next step is due."""
 

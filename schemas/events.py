@@ -1,4 +1,4 @@
-"""The bus's own events: referrals, acknowledgements, escalations, audit and status.
+"""The bus's own events: referrals, acknowledgements, escalations, audit, access records and status.
 
 Ids of referrals, acks and escalations are derived (uuid5) from what they are
 about, never random: a report processed twice yields the same ids, so
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, mode
 
 from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
 from schemas.enums import (
+    AccessChannel,
     AckStage,
     Category,
     DeclineReason,
@@ -82,6 +84,11 @@ def escalation_id_for(referral_id: str, stage: DueStage | str, level: int, repea
     """
     tail = "" if _value(reason) == "overdue" else f"/{_value(reason)}"
     return _uuid5(f"escalation/{referral_id}/{_value(stage)}/{level}/{repeat}{tail}")
+
+
+def access_id_for(referral_id: str, by: str, at: datetime, channel: AccessChannel | str) -> str:
+    """One opening of one referral by one person at one instant (a resent record has the same id)."""
+    return _uuid5(f"access/{referral_id}/{by}/{at.isoformat()}/{_value(channel)}")
 
 
 def dead_letter_id_for(service: str, topic: str, partition: int, offset: int) -> str:
@@ -457,6 +464,70 @@ class ReportStatus(Event):
         return other is None or (other.report_id == self.report_id and self.seq > other.seq)
 
 
+FIELD_GROUP = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def field_groups(fields: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The groups of a copy's field paths (their first segment: ``subjects``, ``narrative``...), sorted."""
+    return tuple(sorted({f.split(".", 1)[0] for f in fields if f}))
+
+
+class AccessEvent(Event):
+    """A person opened a referral's personal data: who, where, which groups of fields, when; never values.
+
+    Published to the audit topic keyed by ``report_id``, so that access records are
+    co-partitioned with the routing decision that says which field names the
+    department was sent.
+    """
+
+    access_id: str = Field(
+        None,
+        pattern=UUID_PATTERN,
+        validate_default=True,  # type: ignore[assignment]
+        description="access_id_for(referral_id, by, at, channel); derived when absent.",
+    )
+    referral_id: str = Field(pattern=UUID_PATTERN)
+    report_id: str = Field(pattern=UUID7_PATTERN)
+    department: str = Field(pattern=DEPARTMENT_ID, description="The department whose copy was opened.")
+    by: str = Field(pattern=STAFF_ID, description="Staff id of the person (not a name).")
+    channel: AccessChannel
+    field_groups: tuple[str, ...] = Field(
+        description="Groups of fields shown (first segment of each field path), never their values."
+    )
+    at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("access_id") is None:
+            try:
+                at = data["at"] if isinstance(data["at"], datetime) else datetime.fromisoformat(str(data["at"]))
+                data = {
+                    **data,
+                    "access_id": access_id_for(str(data["referral_id"]), str(data["by"]), at, data["channel"]),
+                }
+            except (KeyError, ValueError, TypeError):
+                pass  # the missing or invalid field is reported where it is
+        return data
+
+    @field_validator("field_groups")
+    @classmethod
+    def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [g for g in value if not re.fullmatch(FIELD_GROUP, g)]
+        if bad:
+            raise ValueError(f"field groups are lower_snake_case names: {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError("field groups must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _ids_match(self) -> AccessEvent:
+        _check_referral_id(self.referral_id, self.report_id, self.department)
+        if self.access_id != access_id_for(self.referral_id, self.by, self.at, self.channel):
+            raise ValueError("access_id is not access_id_for(referral_id, by, at, channel); leave it out")
+        return self
+
+
 EVENT_MODELS: dict[str, type[Model]] = {
     "Referral": Referral,
     "Ack": Ack,
@@ -464,4 +535,5 @@ EVENT_MODELS: dict[str, type[Model]] = {
     "DeadLetter": DeadLetter,
     "RoutingDecision": RoutingDecision,
     "ReportStatus": ReportStatus,
+    "AccessEvent": AccessEvent,
 }

@@ -94,6 +94,11 @@ def _asyncapi() -> dict[str, Any]:
                 "escalation",
                 "An overdue or declined referral raised to the next level",
             ),
+            "AccessEvent": message(
+                "AccessEvent",
+                "access-event",
+                "A person opened a referral's personal data (who, which field groups, when; no values)",
+            ),
             "Tick": {
                 "name": "Tick",
                 "summary": "Internal: the tracker's clock asks its agent to re-check a report",
@@ -131,6 +136,7 @@ def _asyncapi() -> dict[str, Any]:
         ("deadletter", t.deadletter, "DeadLetter"),
         ("acks", t.acks, "Ack"),
         ("escalations", t.escalations, "Escalation"),
+        ("access-audit", t.access_audit, "AccessEvent"),
         ("tracker-ticks", t.tracker_ticks, "Tick"),
     ]:
         channels[cid] = {"address": address, "messages": {msg: ref(msg)}}
@@ -179,6 +185,20 @@ def _asyncapi() -> dict[str, Any]:
                 ["Escalation"],
                 "department supervisors and the joint meeting office",
             ),
+            "inbox.sendAccessEvent": op("send", "access-audit", "inbox", ["AccessEvent"], "`inbox show`"),
+            "console.sendAccessEvent": op("send", "access-audit", "console", ["AccessEvent"], "a referral page"),
+            "console.receiveReferral": op(
+                "receive", "referrals", "console", ["Referral"], "under each department's own principal"
+            ),
+            "console.receiveStatus": op("receive", "status", "console", ["ReportStatus"], "joint meeting counts"),
+            "console.sendAck": op("send", "acks", "console", ["Ack"], "as the department's inbox"),
+            "console.receiveEscalation": op(
+                "receive", "escalations", "console", ["Escalation"], "supervisors and the joint meeting office"
+            ),
+            "audit.receiveAccessEvent": op(
+                "receive", "access-audit", "audit", ["AccessEvent"], "`cluebus audit`, with the decisions"
+            ),
+            "audit.receiveDecision": op("receive", "decisions", "audit", ["RoutingDecision"], "`cluebus audit`"),
             "tracker.receiveDecision": op("receive", "decisions", "tracker", ["RoutingDecision"]),
             "tracker.receiveAck": op("receive", "acks", "tracker", ["Ack"]),
             "tracker.receiveTick": op("receive", "tracker-ticks", "tracker", ["Tick"]),

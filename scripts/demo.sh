@@ -4,7 +4,7 @@
 # stop it with `.venv/bin/cluebus kafka down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CLUEBUS_SKIP_PROMETHEUS=1 scripts/setup.sh
+CLUEBUS_SKIP_PROMETHEUS=1 CLUEBUS_SKIP_BROWSER=1 scripts/setup.sh
 PORT=${CLUEBUS_DEMO_PORT:-9092}
 .venv/bin/cluebus kafka up --port "$PORT"
 export CLUEBUS_KAFKA_BOOTSTRAP="127.0.0.1:$PORT"

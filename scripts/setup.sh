@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything cluebus needs on a fresh machine: a Python virtualenv with
-# the project, Java and Maven for the local Kafka broker, and Debian's
-# prometheus/promtool. Safe to run again: it only installs what is missing.
+# the project, Java and Maven for the local Kafka broker, Debian's
+# prometheus/promtool, and Debian's chromium + chromium-driver for the console's
+# browser tests. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,13 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${CLUEBUS_SKIP_PROMETHEUS:-0}" != 1 ]; then
   command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+fi
+# The console's browser tests drive Debian's Chromium through its WebDriver; a CJK
+# font so that the Chinese pages render (and their screenshots show text, not boxes).
+if [ "${CLUEBUS_SKIP_BROWSER:-0}" != 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -144,6 +144,8 @@ SUBSYSTEM_MODULES = (
     "services.inbox.cli",
     "services.reconciler.cli",
     "services.acl.cli",
+    "services.audit.cli",
+    "services.console.cli",
     "services.demo",
 )
 

@@ -4,8 +4,11 @@ Starts the five adapters, the router and the tracker as separate processes,
 posts one report from each sector through its adapter (as a departmental
 system would), shows who each report was routed to, lets the police work its
 inbox (receive, accept with a case owner, complete), and shows the status fed
-back to the reporting hospital. Needs a running Kafka (`cluebus kafka up`) and
-the topics (`cluebus topics ensure`); `make demo` does both.
+back to the reporting hospital. It also starts the web console with demo
+accounts (one password for all, printed at the end) and the reconciler, and keeps
+the bus and the console running until Ctrl-C, so the referrals can be worked in a
+browser (``--exit`` stops after the walkthrough). Needs a running Kafka (`cluebus
+kafka up`) and the topics (`cluebus topics ensure`); `make demo` does both.
 
 The adapters serve HTTPS with mutual TLS: the local CA (``services/devkafka/local_ca.py``)
 issues their certificate and one client certificate per demo system into
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -32,6 +36,17 @@ SOURCES = ("hospital", "school", "labour", "marriage", "venue")
 EXAMPLES = REPO / "deploy" / "adapters" / "examples"
 DEMO_TOKENS = REPO / "deploy" / "adapters" / "demo-tokens.toml"
 ADAPTER_PORTS = {"hospital": 8101, "school": 8102, "labour": 8103, "marriage": 8104, "venue": 8105}
+CONSOLE_PORT = 8443
+DEMO_PASSWORD = "jinghai-demo-2026"  # noqa: S105 - printed for the demo's own throw-away accounts
+DEMO_USERS = (  # staff id, department, role
+    ("officer.0042", "police", "staff"),
+    ("chief.0001", "police", "supervisor"),
+    ("teacher.0100", "education", "staff"),
+    ("head.0101", "education", "supervisor"),
+    ("clerk.0200", "civil_affairs", "staff"),
+    ("office.0001", "joint_meeting", "joint_meeting"),
+    ("admin.0001", "police", "admin"),
+)
 
 
 def _say(text: str = "") -> None:
@@ -89,10 +104,22 @@ def _wait(predicate, what: str, procs: Processes, timeout: float = 90.0):  # typ
     raise click.ClickException(f"timed out waiting for {what}; logs are in {procs.log_dir}")
 
 
+def _demo_users(state_dir: Path) -> None:
+    """The demo's console accounts in the demo's own users file (made once)."""
+    from services.console.users import UsersFile
+
+    users = UsersFile(state_dir / "console-users.toml")
+    existing = users.load()
+    for username, department, role in DEMO_USERS:
+        if username not in existing:
+            users.add(username, department, role, DEMO_PASSWORD)
+
+
 @click.command("demo")
-@click.option("--keep-running", is_flag=True, help="Leave the services running after the walkthrough.")
-def demo_command(keep_running: bool) -> None:
-    """Run the whole bus locally with a short walkthrough."""
+@click.option("--exit", "exit_after", is_flag=True, help="Stop the services after the walkthrough.")
+@click.option("--keep-running", is_flag=True, hidden=True, help="The default now: kept for old scripts.")
+def demo_command(exit_after: bool, keep_running: bool) -> None:
+    """Run the whole bus and the web console locally with a short walkthrough."""
     import httpx
 
     from services.common.logging import configure
@@ -117,10 +144,13 @@ def demo_command(keep_running: bool) -> None:
     procs = Processes(state / "logs", env)
     _say(f"cluebus demo: Kafka at {kafka.bootstrap}, topics under '{topics.prefix}', logs in {procs.log_dir}")
     try:
+        _demo_users(state / "state")
         procs.start("router", "router", "--metrics-port", "9301")
         procs.start("tracker", "tracker", "--metrics-port", "9302")
         for source in SOURCES:
             procs.start(f"adapter-{source}", "adapter", source)
+        procs.start("reconciler", "reconciler", "--metrics-port", "9303")
+        procs.start("console", "console", "--dev-tls", "--port", str(CONSOLE_PORT))
         clients = {source: _client(tls, source) for source in SOURCES}
         client = httpx.Client(timeout=10)  # the tracker's plain metrics endpoint
         for source in SOURCES:
@@ -129,7 +159,14 @@ def demo_command(keep_running: bool) -> None:
                 f"the {source} adapter",
                 procs,
             )
-        _say("services up: 5 adapters (HTTPS, mutual TLS, 8101-8105), router (metrics 9301), tracker (metrics 9302)\n")
+        ca = state / "state" / "console-tls" / "ca.pem"
+        _wait(lambda: ca.exists(), "the console's certificate", procs)
+        secure = httpx.Client(timeout=10, verify=ssl.create_default_context(cafile=str(ca)))
+        _wait(lambda: secure.get(f"https://127.0.0.1:{CONSOLE_PORT}/healthz").status_code == 200, "the console", procs)
+        _say(
+            "services up: 5 adapters (HTTPS, mutual TLS, 8101-8105), router (metrics 9301), "
+            f"tracker (metrics 9302), reconciler (metrics 9303), console (https {CONSOLE_PORT})\n"
+        )
 
         _say("1. Each sector's system posts a report to its adapter:")
         receipts = {}
@@ -200,15 +237,22 @@ def demo_command(keep_running: bool) -> None:
                 )
             ):
                 _say(f"   {line}")
+        _say(f"\n6. Work the referrals in a browser: https://127.0.0.1:{CONSOLE_PORT}/")
+        _say(f"   (certificate from a local CA made for this demo: trust {ca}, or accept it once in the browser)")
+        _say(f"   demo sign-ins, password {DEMO_PASSWORD} for all:")
+        for username, department, role in DEMO_USERS:
+            _say(f"   {username:<14} {department:<15} {role}")
+        _say("   Every opening of a referral is recorded: .venv/bin/cluebus audit --user officer.0042")
         _say("\nDone. Try: .venv/bin/cluebus rules explain schemas/examples/v1/reports/school-missing_child.json")
-        if keep_running:
-            _say("Services keep running; stop them with Ctrl-C.")
+        if not exit_after:
+            _say("The bus and the console keep running; stop them with Ctrl-C.")
             while True:
                 procs.check()
                 time.sleep(2)
+    except KeyboardInterrupt:
+        _say("\nstopping the demo's services")
     finally:
-        if not keep_running:
-            procs.stop()
+        procs.stop()
 
 
 def _client(tls, source: str):  # type: ignore[no-untyped-def]
@@ -224,12 +268,14 @@ def _client(tls, source: str):  # type: ignore[no-untyped-def]
 
 def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]
     from services.inbox.client import DepartmentInbox
+    from services.inbox.store import inbox_store_path
 
     inbox = DepartmentInbox(
         kafka,
         topics,
         "police",
-        store=state / "inbox-police.sqlite3",
+        # The console's store for the police: one inbox store (and consumer group) per department.
+        store=inbox_store_path(state / "state", "police"),
         user="officer.0042",
         rules_file=REPO / "routing_rules.toml",
     )

@@ -28,7 +28,12 @@ Who may do what (``<p>`` is the topic prefix, ``TopicNames(<p>)``):
     or not taken in by the tracker.
 ``dept-<department>``
     READ its own ``<p>.referrals.<department>`` with group
-    ``<p>-inbox-<department>``; WRITE ``<p>.acks``.
+    ``<p>-inbox-<department>``; WRITE ``<p>.acks`` and ``<p>.audit.access`` (the
+    access record of every opening of a referral's personal data).
+``console``
+    READ ``<p>.escalations`` and ``<p>.status`` (ids, stages and clocks: the
+    supervisors' and the joint meeting office's views). The console reads and
+    acknowledges each department's referrals as that department's ``dept-*``.
 ``admin``
     super user (``super.users``), manages topics, ACLs and credentials; no ACLs.
 """
@@ -44,10 +49,11 @@ from services.common.topics import SOURCES, TopicNames
 ROUTER = "router"
 TRACKER = "tracker"
 RECONCILER = "reconciler"
+CONSOLE = "console"
 ADMIN = "admin"
 
 # Principals cluebus owns; used to recognise its ACLs on the (prefix-less) cluster resource.
-CLUEBUS_PRINCIPAL = re.compile(r"^User:(router|tracker|reconciler|adapter-[a-z0-9_]+|dept-[a-z0-9_]+)$")
+CLUEBUS_PRINCIPAL = re.compile(r"^User:(router|tracker|reconciler|console|adapter-[a-z0-9_]+|dept-[a-z0-9_]+)$")
 
 RESOURCE_ORDER = {"TOPIC": 0, "GROUP": 1, "TRANSACTIONAL_ID": 2, "CLUSTER": 3}
 OPERATION_ORDER = {"READ": 0, "WRITE": 1, "CREATE": 2, "DESCRIBE": 3, "IDEMPOTENT_WRITE": 4}
@@ -178,12 +184,18 @@ def derive_grants(
         _topic(RECONCILER, "READ", names.deadletter, "refused inputs are not silent"),
     ]
 
+    grants += [
+        _topic(CONSOLE, "READ", names.escalations, "supervisors' and joint meeting's escalations"),
+        _topic(CONSOLE, "READ", names.status, "open and overdue counts for the joint meeting office"),
+    ]
+
     for department in departments:
         user = department_principal(department)
         grants += [
             _topic(user, "READ", referral_topic(names, department, overrides), "its own referrals only"),
             _group(user, inbox_group(names, department), "its inbox consumer group"),
             _topic(user, "WRITE", names.acks, "acknowledge referrals"),
+            _topic(user, "WRITE", names.access_audit, "record who opened a referral"),
         ]
 
     unique = {g: g for g in grants}  # first reason wins
@@ -198,7 +210,7 @@ def unmanaged(grants: Iterable[Grant], prefix: str) -> list[Grant]:
 
 def all_principals(departments: Iterable[str], sources: Iterable[str] = SOURCES) -> list[str]:
     """Every principal (user name) of the bus except the admin, sorted."""
-    users = {ROUTER, TRACKER, RECONCILER}
+    users = {ROUTER, TRACKER, RECONCILER, CONSOLE}
     users |= {adapter_principal(s) for s in sources}
     users |= {department_principal(d) for d in departments}
     return sorted(users)

@@ -149,6 +149,7 @@ class TopicSettings(_Settings):
     acks_retention_ms: int = -1
     decisions_retention_ms: int = -1
     escalations_retention_ms: int = -1
+    access_audit_retention_ms: int = -1
     deadletter_retention_ms: int = 180 * 24 * 3600 * 1000
     ticks_retention_ms: int = 24 * 3600 * 1000
     min_insync_replicas: int = Field(1, ge=1)

@@ -34,6 +34,7 @@ def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[Top
         spec(names.decisions, settings.decisions_retention_ms, "routing decisions (audit)"),
         spec(names.acks, settings.acks_retention_ms, "acknowledgements from departments"),
         spec(names.escalations, settings.escalations_retention_ms, "escalations of overdue referrals"),
+        spec(names.access_audit, settings.access_audit_retention_ms, "access records: who opened which referral"),
         spec(names.deadletter, settings.deadletter_retention_ms, "events that could not be processed"),
         spec(names.tracker_ticks, settings.ticks_retention_ms, "tracker clock ticks (internal)"),
         # Latest status per report; compaction keeps it forever at bounded size.

@@ -59,6 +59,11 @@ class TopicNames:
         return f"{self.prefix}.status"
 
     @property
+    def access_audit(self) -> str:
+        """Access records: who opened which referral's personal data (keyed by report_id, like decisions)."""
+        return f"{self.prefix}.audit.access"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 

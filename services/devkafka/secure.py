@@ -47,7 +47,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +96,6 @@ def _jaas_quote(value: str) -> str:
     return f'"{value}"'
 
 
-@dataclass
 class SecureLocalBroker(LocalBroker):
     """A local KRaft broker that only speaks SASL_SSL (SCRAM-SHA-512) to clients, with ACLs."""
 

@@ -1,8 +1,9 @@
 """``cluebus inbox <department> ...``: a department works its referrals from a terminal.
 
-Every command first syncs (new referrals in, ``received`` sent, queued acks out)
-unless ``--offline`` is given. Lists and confirmations print ids, codes and due
-times; only ``show`` prints the referral's content, to the person entitled to it.
+Every command first syncs (new referrals in, ``received`` sent, queued acks and
+access records out) unless ``--offline`` is given. Lists and confirmations print
+ids, codes and due times; only ``show`` prints the referral's content, to the
+person entitled to it, and it records who opened it (an access record).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     from services.common.kafka import KafkaUnavailable
     from services.common.logging import configure
     from services.inbox.client import DepartmentInbox, InboxError
+    from services.inbox.store import inbox_store_path
 
     o = ctx.obj
     if needs_user and not o["user"]:
@@ -50,7 +52,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
             cfg.load(cfg.KafkaSettings),
             cfg.load(cfg.TopicSettings),
             o["department"],
-            store=service.state_dir / f"inbox-{o['department']}.sqlite3",
+            store=inbox_store_path(service.state_dir, o["department"]),
             user=o["user"] or "inbox",
             rules_file=service.rules_file,
         )
@@ -69,10 +71,12 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     except (InboxError, KafkaUnavailable) as exc:
         _fail(str(exc))
     finally:
-        unsent = inbox.unsent_acks()
+        unsent, unsent_access = inbox.unsent_acks(), inbox.unsent_access()
         inbox.close()
         if unsent:
             click.echo(f"{unsent} acknowledgement(s) stored locally, not yet sent; `sync` sends them", err=True)
+        if unsent_access:
+            click.echo(f"{unsent_access} access record(s) stored locally, not yet sent; `sync` sends them", err=True)
 
 
 def _fail(message: str) -> None:
@@ -130,9 +134,9 @@ def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
 @click.argument("referral_id")
 @click.pass_context
 def show_command(ctx: click.Context, referral_id: str) -> None:
-    """One referral in full (what the rules share with this department)."""
-    with _inbox(ctx) as inbox:
-        referral = inbox.show(referral_id)
+    """One referral in full (what the rules share with this department); records that you opened it."""
+    with _inbox(ctx, needs_user=True) as inbox:
+        referral = inbox.show(referral_id, by=ctx.obj["user"])
         click.echo(json.dumps(referral.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 

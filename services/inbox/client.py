@@ -7,6 +7,13 @@ inbox's committed offsets, stores each new referral locally with a queued
 offsets: a crash at any point replays referrals (stored once, by id) and
 resends acks (idempotent, by deterministic ack id), never loses either.
 
+``show`` is the one way to read a referral's content, and it queues an
+access record (:class:`~schemas.events.AccessEvent`: who, which field groups,
+when, through which channel) in the same store before it returns, sent to the
+audit topic like the acks. Actions and openings take the person (``by``) per
+call, so one inbox serves every signed-in person of a department (the web
+console); the constructor's ``user`` is the default (the CLI's ``--user``).
+
 The inbox reads its partitions by assignment under its own consumer group
 (``<prefix>-inbox-<department>``), which it uses for committed offsets only:
 one inbox store per department, no group join to wait for.
@@ -23,8 +30,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from schemas import Ack, AckStage, DeclineReason, OutcomeCode, Referral
-from schemas.events import STAFF_ID
+from schemas import AccessChannel, AccessEvent, Ack, AckStage, DeclineReason, OutcomeCode, Referral
+from schemas.events import STAFF_ID, field_groups
 from schemas.lifecycle import ack_refusal
 from services.common import kafka as clients
 from services.common.logging import get_logger
@@ -61,11 +68,9 @@ class DepartmentInbox:
         store: Path,
         user: str,
         rules_file: Path | None = None,
+        topic: str | None = None,
     ) -> None:
-        import re
-
-        if not re.fullmatch(STAFF_ID, user):
-            raise InboxError(f"user {user!r} is not a staff id (letters, digits, . _ @ -; at most 64)")
+        _check_staff_id(user)
         if rules_file is not None:
             from services.rules import load_rules
 
@@ -73,7 +78,8 @@ class DepartmentInbox:
             if department not in known:
                 raise InboxError(f"unknown department {department!r}; the rules name: {', '.join(sorted(known))}")
         self.kafka, self.topics, self.department, self.user = kafka, topics, department, user
-        self.topic = topics.names.referral(department)
+        # ``topic``: the department's referral topic as the rules resolve it (its override, if any).
+        self.topic = topic or topics.names.referral(department)
         self.store = InboxStore(store)
         self._consumer: Any = None
         self._producer: Any = None
@@ -113,6 +119,11 @@ class DepartmentInbox:
         try:
             ends = consumer.end_offsets(consumer.assignment())
             while True:
+                # Checked before polling: a poll of a caught-up inbox waits its whole timeout (500 ms),
+                # which the web console's department thread would spend on every periodic sync.
+                caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
+                if caught_up or time.monotonic() >= deadline:
+                    break
                 batches = consumer.poll(timeout_ms=min(500, max(1, int((deadline - time.monotonic()) * 1000))))
                 handled: dict[TopicPartition, int] = {}
                 with self.store.transaction() as db:
@@ -127,13 +138,12 @@ class DepartmentInbox:
                                 self.store.queue(
                                     db, self._ack(referral.referral_id, referral.report_id, AckStage.received)
                                 )
+                                # Its receipt is acknowledged (queued with it): the next clock is the decision's.
+                                self.store.set_stage(db, referral.referral_id, AckStage.received.value)
                             handled[tp] = record.offset + 1
                 sent += self._send_acks()
                 if handled:
                     consumer.commit({tp: _offset(o) for tp, o in handled.items()})
-                caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
-                if caught_up or time.monotonic() >= deadline:
-                    break
         except KafkaError as exc:
             raise InboxError(
                 f"Kafka refused or failed the sync ({type(exc).__name__}); what was stored is kept; run sync again"
@@ -160,31 +170,39 @@ class DepartmentInbox:
         return referral
 
     def _send_acks(self) -> int:
-        """Send queued acks; those Kafka did not confirm stay queued for the next call."""
+        """Send queued acks (and access records); what Kafka did not confirm stays queued for the next call."""
+        self._send_access()
         unsent = self.store.unsent()
-        if not unsent:
-            return 0
+        done = self._send(self.topics.names.acks, [(a.ack_id, a) for a in unsent], "acks")
+        self.store.mark_sent(done)
+        return len(done)
+
+    def _send_access(self) -> int:
+        unsent = self.store.unsent_access()
+        done = self._send(self.topics.names.access_audit, [(e.access_id, e) for e in unsent], "access records")
+        self.store.mark_access_sent(done)
+        return len(done)
+
+    def _send(self, topic: str, events: list[tuple[str, Ack | AccessEvent]], what: str) -> list[str]:
+        """The ids of the events Kafka confirmed; keyed by report id like every per-report topic."""
+        if not events:
+            return []
         try:
             producer = self._producer_for_acks()
             futures = [
-                (
-                    a.ack_id,
-                    producer.send(self.topics.names.acks, key=a.report_id.encode(), value=a.model_dump_json().encode()),
-                )
-                for a in unsent
+                (event_id, producer.send(topic, key=e.report_id.encode(), value=e.model_dump_json().encode()))
+                for event_id, e in events
             ]
             producer.flush(timeout=30)
         except (KafkaError, clients.KafkaUnavailable) as exc:
             log.warning(
-                "acks not sent yet; they stay queued",
+                f"{what} not sent yet; they stay queued",
                 department=self.department,
-                queued=len(unsent),
+                queued=len(events),
                 error=type(exc).__name__,
             )
-            return 0
-        done = [ack_id for ack_id, f in futures if f.succeeded()]
-        self.store.mark_sent(done)
-        return len(done)
+            return []
+        return [event_id for event_id, f in futures if f.succeeded()]
 
     # --- what people do ------------------------------------------------------------------------
     def pending(self) -> list[InboxItem]:
@@ -205,28 +223,70 @@ class DepartmentInbox:
             raise InboxError(f"{referral_id!r} matches several referrals; give more characters")
         raise InboxError(f"no referral {referral_id!r} in this inbox (run sync first?)")
 
-    def show(self, referral_id: str) -> Referral:
+    def item(self, referral_id: str) -> InboxItem:
+        """One referral's ids, codes and clocks (no content: no access record)."""
+        item = self.store.item(self.resolve(referral_id))
+        assert item is not None
+        return item
+
+    def show(
+        self, referral_id: str, *, by: str | None = None, channel: AccessChannel = AccessChannel.inbox
+    ) -> Referral:
+        """The referral as this department received it; records who opened it (stored before it is shown)."""
+        by = _check_staff_id(by or self.user)
         referral = self.store.referral(self.resolve(referral_id))
         assert referral is not None
+        event = AccessEvent(
+            referral_id=referral.referral_id,
+            report_id=referral.report_id,
+            department=self.department,
+            by=by,
+            channel=channel,
+            field_groups=field_groups([f for f in referral.fields if f.split(".", 1)[0] in referral.report]),
+            at=datetime.now(UTC),
+        )
+        with self.store.transaction() as db:
+            self.store.queue_access(db, event)
+        self._send_access()
+        log.info(
+            "referral opened",
+            department=self.department,
+            referral_id=referral.referral_id,
+            by=by,
+            channel=channel.value,
+            field_groups=len(event.field_groups),
+        )
         return referral
 
-    def accept(self, referral_id: str, case_owner: str | None = None) -> Ack:
-        return self._act(referral_id, AckStage.accepted, case_owner=case_owner)
+    def history(self, referral_id: str) -> list[tuple[Ack, bool]]:
+        """This department's acknowledgements of the referral, oldest first, with whether each was sent."""
+        return self.store.acks(self.resolve(referral_id))
 
-    def decline(self, referral_id: str, reason_code: DeclineReason | str, reason: str) -> Ack:
+    def accept(self, referral_id: str, case_owner: str | None = None, *, by: str | None = None) -> Ack:
+        return self._act(referral_id, AckStage.accepted, by, case_owner=case_owner)
+
+    def decline(self, referral_id: str, reason_code: DeclineReason | str, reason: str, *, by: str | None = None) -> Ack:
         return self._act(
-            referral_id, AckStage.declined, reason_code=_code(DeclineReason, reason_code, "reason code"), reason=reason
+            referral_id,
+            AckStage.declined,
+            by,
+            reason_code=_code(DeclineReason, reason_code, "reason code"),
+            reason=reason,
         )
 
-    def complete(self, referral_id: str, outcome_code: OutcomeCode | str, outcome: str) -> Ack:
+    def complete(
+        self, referral_id: str, outcome_code: OutcomeCode | str, outcome: str, *, by: str | None = None
+    ) -> Ack:
         return self._act(
             referral_id,
             AckStage.completed,
+            by,
             outcome_code=_code(OutcomeCode, outcome_code, "outcome code"),
             outcome=outcome,
         )
 
-    def _act(self, referral_id: str, stage: AckStage, **details: Any) -> Ack:
+    def _act(self, referral_id: str, stage: AckStage, by: str | None, **details: Any) -> Ack:
+        by = _check_staff_id(by or self.user)
         item = self.store.item(self.resolve(referral_id))
         assert item is not None
         refusal = ack_refusal(
@@ -234,34 +294,42 @@ class DepartmentInbox:
         )
         if refusal is not None:
             raise InboxError(f"{stage.value} refused: {refusal.message}")
+        # Deciding implies receipt: record the receipt too (first), so the received clock is met.
+        receipt = None
+        if item.stage == "routed" and stage is not AckStage.received:
+            receipt = self._ack(item.referral_id, item.report_id, AckStage.received, by=by)
         try:
-            ack = self._ack(item.referral_id, item.report_id, stage, **details)
+            ack = self._ack(item.referral_id, item.report_id, stage, by=by, **details)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ack'}: {e['msg']}" for e in exc.errors())
             raise InboxError(f"{stage.value} refused: {problems}") from None
         with self.store.transaction() as db:
-            if item.stage == "routed" and stage is not AckStage.received:
-                # Deciding implies receipt: record the receipt too, so the received clock is met.
-                self.store.queue(db, self._ack(item.referral_id, item.report_id, AckStage.received))
+            if receipt is not None:
+                self.store.queue(db, receipt)
             self.store.queue(db, ack)
             self.store.set_stage(db, item.referral_id, stage.value)
         self._send_acks()
-        log.info("referral acknowledged", department=self.department, referral_id=item.referral_id, stage=stage.value)
+        log.info(
+            "referral acknowledged", department=self.department, referral_id=item.referral_id, stage=stage.value, by=by
+        )
         return ack
 
-    def _ack(self, referral_id: str, report_id: str, stage: AckStage, **details: Any) -> Ack:
+    def _ack(self, referral_id: str, report_id: str, stage: AckStage, by: str | None = None, **details: Any) -> Ack:
         return Ack(
             referral_id=referral_id,
             report_id=report_id,
             department=self.department,
             stage=stage,
-            by=self.user,
+            by=by or self.user,
             at=datetime.now(UTC),
             **{k: v for k, v in details.items() if v is not None},
         )
 
     def unsent_acks(self) -> int:
         return self.store.counts()["acks_unsent"]
+
+    def unsent_access(self) -> int:
+        return self.store.counts()["access_unsent"]
 
     def close(self) -> None:
         for client in (self._consumer, self._producer):
@@ -277,6 +345,14 @@ class DepartmentInbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_staff_id(user: str) -> str:
+    import re
+
+    if not re.fullmatch(STAFF_ID, user):
+        raise InboxError(f"user {user!r} is not a staff id (letters, digits, . _ @ -; at most 64)")
+    return user
 
 
 def _offset(offset: int) -> Any:

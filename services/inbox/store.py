@@ -1,9 +1,10 @@
-"""A department inbox's local store (SQLite): its referrals and the acks it has yet to send.
+"""A department inbox's local store (SQLite): its referrals, its acks and access records to send.
 
 The store is the department's own copy, on its own machine. A referral is
 stored (with its ``received`` ack queued) before the consumer offset is
-committed, and an ack is queued here before it is sent, so neither a crash
-nor Kafka being away loses a referral or a person's decision.
+committed, and an ack or an access record is queued here before it is sent,
+so neither a crash nor Kafka being away loses a referral, a person's decision
+or the record that a person opened a referral.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from schemas import Ack, Referral
+from schemas import AccessEvent, Ack, Referral
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS referrals (
@@ -41,9 +42,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     queued_at REAL NOT NULL,
     sent_at REAL
 );
+CREATE TABLE IF NOT EXISTS access_outbox (
+    access_id TEXT PRIMARY KEY,       -- deterministic: a resent record is the same record
+    access TEXT NOT NULL,             -- the AccessEvent (ids, field group names, time; no values)
+    queued_at REAL NOT NULL,
+    sent_at REAL
+);
 """
 
 OPEN_STAGES = ("routed", "received", "accepted")
+
+
+def inbox_store_path(state_dir: Path, department: str) -> Path:
+    """The one store of a department's inbox (the CLI and the web console share it)."""
+    return state_dir / f"inbox-{department}.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -158,9 +170,36 @@ class InboxStore:
         with self.transaction() as db:
             db.executemany("UPDATE outbox SET sent_at = ? WHERE ack_id = ?", [(time.time(), a) for a in ack_ids])
 
+    def acks(self, referral_id: str) -> list[tuple[Ack, bool]]:
+        """This department's acks of one referral, oldest first, each with whether Kafka has it."""
+        rows = self.db.execute(
+            "SELECT ack, sent_at IS NOT NULL FROM outbox WHERE json_extract(ack, '$.referral_id') = ? "
+            "ORDER BY json_extract(ack, '$.at'), queued_at",
+            (referral_id,),
+        )
+        return [(Ack.model_validate_json(a), bool(sent)) for a, sent in rows]
+
+    # --- access records waiting to be sent ----------------------------------------------------
+    def queue_access(self, db: sqlite3.Connection, event: AccessEvent) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO access_outbox (access_id, access, queued_at) VALUES (?, ?, ?)",
+            (event.access_id, event.model_dump_json(), time.time()),
+        )
+
+    def unsent_access(self) -> list[AccessEvent]:
+        rows = self.db.execute("SELECT access FROM access_outbox WHERE sent_at IS NULL ORDER BY queued_at, access_id")
+        return [AccessEvent.model_validate_json(r[0]) for r in rows]
+
+    def mark_access_sent(self, access_ids: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE access_outbox SET sent_at = ? WHERE access_id = ?", [(time.time(), a) for a in access_ids]
+            )
+
     def counts(self) -> dict[str, int]:
         out = dict(self.db.execute("SELECT stage, count(*) FROM referrals GROUP BY stage").fetchall())
         out["acks_unsent"] = self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+        out["access_unsent"] = self.db.execute("SELECT count(*) FROM access_outbox WHERE sent_at IS NULL").fetchone()[0]
         return out
 
     def close(self) -> None:

@@ -224,3 +224,43 @@ class Matchers(_Strict):
 
 
 Matchers.model_rebuild()
+
+
+def _values(values: Any) -> str:
+    if isinstance(values, frozenset | set | tuple | list):
+        return ", ".join(sorted(str(getattr(v, "value", v)) for v in values))
+    return str(getattr(values, "value", values)).lower() if isinstance(values, bool) else str(values)
+
+
+def _options(table: BaseModel) -> str:
+    """``role victim, other; minor true`` for a table of options (subject, indicators, a detail test)."""
+    parts = []
+    for name, value in table:
+        if value is None:
+            continue
+        key = table.model_fields[name].alias or name
+        parts.append(f"{key} {_values(value) if not isinstance(value, BaseModel) else _options(value)}")
+    return "; ".join(parts)
+
+
+def describe(m: Matchers) -> list[str]:
+    """One line per given matcher of ``m``, in words a person can check against the file.
+
+    ``category: suspected_trafficking_child``, ``subject: role victim; minor true``,
+    ``details.escort_services: eq true``, ``any of: (…) | (…)``. Names and codes only: a
+    rules file holds no personal values (personal detail fields take only ``present``).
+    """
+    lines = []
+    for key, value in m.given().items():
+        if key in ("any", "all"):
+            inner = " | " if key == "any" else " & "
+            lines.append(f"{key} of: " + inner.join(f"({'; '.join(describe(e))})" for e in value))
+        elif key == "not":
+            lines.append(f"not: ({'; '.join(describe(value))})")
+        elif key == "details":
+            lines += [f"details.{path}: {_options(test)}" for path, test in value.items()]
+        elif isinstance(value, BaseModel):
+            lines.append(f"{key}: {_options(value)}")
+        else:
+            lines.append(f"{key}: {_values(value)}")
+    return lines

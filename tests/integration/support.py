@@ -219,3 +219,19 @@ def adapter_env(service_env: dict[str, str], port: int) -> dict[str, str]:
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
         "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",
     }
+
+
+def collect_as(settings: Any, topic: str, done: Callable[[list[bytes]], bool], timeout: float = 30.0) -> list[bytes]:
+    """The values of ``topic`` read as the principal of ``settings`` (secure profile), until ``done(values)``."""
+    from services.common import kafka as clients
+
+    consumer = clients.consumer(settings, topic, group_id=None)
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(values):
+            for records in consumer.poll(timeout_ms=500).values():
+                values.extend(r.value for r in records)
+    finally:
+        consumer.close()
+    return values

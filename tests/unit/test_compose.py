@@ -76,7 +76,7 @@ def test_compose_prometheus_config_is_valid_with_the_shipped_alerts(tmp_path: Pa
 
 def test_systemd_units_start_real_commands():
     units = sorted((REPO / "deploy/systemd").glob("*.service"))
-    assert len(units) == 4
+    assert len(units) == 5  # router, tracker, reconciler, adapter@, console
     runner = CliRunner()
     for unit in units:
         (line,) = [x for x in unit.read_text().splitlines() if x.startswith("ExecStart=")]

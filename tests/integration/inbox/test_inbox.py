@@ -102,6 +102,8 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
     again = DepartmentInbox(kafka_settings, topic_settings, "police", store=store, user="officer.1")
     assert again.sync(timeout_s=10).seen == 0
     assert {i.referral_id for i in again.pending()} == {r.referral_id for r in police}
+    # Receipt was acknowledged with the storing: the department now owes the decision, not the receipt.
+    assert {(i.stage, i.next_due[0]) for i in again.pending()} == {("received", "decided")}
     again.close()
 
     # A fresh store under the same group would miss the referrals: the offsets are the group's.

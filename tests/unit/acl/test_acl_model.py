@@ -47,16 +47,25 @@ def test_bad_department_tables_are_refused(text, message):
         department_ids_from_toml(text)
 
 
-def test_department_reads_only_its_referrals_and_writes_acks(grants):
+def test_department_reads_only_its_referrals_and_writes_acks_and_access_records(grants):
     assert acls(grants, "dept-police") == {
         ("READ", "TOPIC", "LITERAL", "p.referrals.police"),
         ("READ", "GROUP", "LITERAL", "p-inbox-police"),
         ("WRITE", "TOPIC", "LITERAL", "p.acks"),
+        ("WRITE", "TOPIC", "LITERAL", "p.audit.access"),
+    }
+
+
+def test_console_reads_escalations_and_status_only(grants):
+    assert acls(grants, "console") == {
+        ("READ", "TOPIC", "LITERAL", "p.escalations"),
+        ("READ", "TOPIC", "LITERAL", "p.status"),
     }
     assert acls(grants, "dept-education") == {
         ("READ", "TOPIC", "LITERAL", "p.referrals.education"),
         ("READ", "GROUP", "LITERAL", "p-inbox-education"),
         ("WRITE", "TOPIC", "LITERAL", "p.acks"),
+        ("WRITE", "TOPIC", "LITERAL", "p.audit.access"),
     }
 
 
@@ -118,8 +127,9 @@ def test_nothing_else_is_granted(grants):
     assert "User:admin" not in principals  # super user, needs no ACLs
     assert all(g.permission == "ALLOW" and g.host == "*" for g in grants)
     assert not [g for g in grants if g.resource_type == "CLUSTER"]
-    # adapters, departments, router (reports, group, referrals, 2 bus topics, 3 faust), tracker, reconciler
-    assert len(grants) == len(set(grants)) == 5 * 3 + 2 * 3 + (5 + 1 + 2 + 2 + 3) + 11 + (5 + 5 + 4)
+    # adapters, departments, router (reports, group, referrals, 2 bus topics, 3 faust), tracker, reconciler,
+    # console
+    assert len(grants) == len(set(grants)) == 5 * 3 + 2 * 4 + (5 + 1 + 2 + 2 + 3) + 11 + (5 + 5 + 4) + 2
 
 
 def test_no_department_can_read_anything_but_its_referrals(grants):
@@ -145,12 +155,16 @@ def test_plan_table_text():
         "User:adapter-venue  READ       TOPIC     LITERAL   p.status",
         "User:adapter-venue  READ       GROUP     LITERAL   p-adapter-venue-status",
     ]
-    assert lines[4:7] == [
+    assert lines[4:10] == [
+        "User:console        READ       TOPIC     LITERAL   p.escalations",
+        "User:console        READ       TOPIC     LITERAL   p.status",
         "User:dept-police    WRITE      TOPIC     LITERAL   p.acks",
+        "User:dept-police    WRITE      TOPIC     LITERAL   p.audit.access",
         "User:dept-police    READ       TOPIC     LITERAL   p.referrals.police",
         "User:dept-police    READ       GROUP     LITERAL   p-inbox-police",
     ]
-    assert len(lines) == 1 + 3 + 3 + (1 + 1 + 1 + 2 + 3) + 11 + (1 + 1 + 4)  # ... router, tracker, reconciler
+    # header, adapter, console, department, reconciler, router, tracker
+    assert len(lines) == 1 + 3 + 2 + 4 + (1 + 1 + 4) + (1 + 1 + 1 + 2 + 3) + 11
 
 
 def test_diff_adds_missing_and_removes_stale(grants):
@@ -192,6 +206,7 @@ def test_removing_a_department_removes_exactly_its_acls():
         ("dept-education", "READ", "TOPIC", "p.referrals.education"),
         ("dept-education", "READ", "GROUP", "p-inbox-education"),
         ("dept-education", "WRITE", "TOPIC", "p.acks"),
+        ("dept-education", "WRITE", "TOPIC", "p.audit.access"),
         ("router", "WRITE", "TOPIC", "p.referrals.education"),
     }
 

@@ -28,11 +28,14 @@ class FakeFuture:
 
 class RecordingProducer:
     def __init__(self, fail: bool = False) -> None:
-        self.sent: list[dict] = []
+        self.sent: list[dict] = []  # acks
+        self.access: list[dict] = []  # access records
+        self.keys: list[bytes] = []
         self.fail = fail
 
     def send(self, topic, key, value):  # type: ignore[no-untyped-def]
-        self.sent.append(json.loads(value))
+        (self.access if topic.endswith(".audit.access") else self.sent).append(json.loads(value))
+        self.keys.append(key)
         return FakeFuture(not self.fail)
 
     def flush(self, timeout=None):  # type: ignore[no-untyped-def]
@@ -147,3 +150,47 @@ def test_user_must_be_a_staff_id(tmp_path):
             store=tmp_path / "x.sqlite3",
             user="Zhang San",
         )
+
+
+def test_show_records_who_opened_which_field_groups_and_never_the_values(inbox, police_referral):
+    referral = inbox.show(police_referral.referral_id[:8], by="officer.2")
+    assert referral == police_referral
+    (record,) = inbox._producer.access
+    assert record["by"] == "officer.2" and record["channel"] == "inbox"
+    assert record["referral_id"] == police_referral.referral_id and record["department"] == "police"
+    assert record["field_groups"] == sorted({f.split(".")[0] for f in police_referral.fields} & set(referral.report))
+    assert "subjects" in record["field_groups"]
+    values = json.dumps(police_referral.report["subjects"], ensure_ascii=False)
+    assert not any(str(v) in json.dumps(record) for v in json.loads(values)[0].values() if isinstance(v, str) and v)
+    assert inbox._producer.keys == [police_referral.report_id.encode()]  # keyed like the decision
+    assert inbox._producer.sent == []  # opening is not acknowledging
+
+
+def test_access_records_stay_queued_while_kafka_is_away(inbox, police_referral):
+    inbox._producer = RecordingProducer(fail=True)
+    inbox.show(police_referral.referral_id)
+    inbox.show(police_referral.referral_id)
+    assert inbox.unsent_access() == 2  # two openings, two records, none lost
+    inbox._producer = RecordingProducer()
+    inbox._send_acks()
+    assert inbox.unsent_access() == 0
+    assert [r["by"] for r in inbox._producer.access] == ["officer.1", "officer.1"]
+    assert len({r["access_id"] for r in inbox._producer.access}) == 2
+
+
+def test_each_action_carries_the_person_who_did_it(inbox, police_referral):
+    rid = police_referral.referral_id
+    inbox.accept(rid, case_owner="inspector.7", by="clerk.3")
+    inbox.complete(rid, "case_opened", "Opened.", by="clerk.4")
+    assert [(a["stage"], a["by"]) for a in inbox._producer.sent] == [
+        ("received", "clerk.3"),
+        ("accepted", "clerk.3"),
+        ("completed", "clerk.4"),
+    ]
+    assert [(a.stage.value, sent) for a, sent in inbox.history(rid)] == [
+        ("received", True),
+        ("accepted", True),
+        ("completed", True),
+    ]
+    with pytest.raises(InboxError, match="not a staff id"):
+        inbox.show(rid, by="Zhang San")

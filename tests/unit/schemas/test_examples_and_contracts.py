@@ -28,6 +28,7 @@ EVENT_FILE_MODEL = {
     "routing-decision": "RoutingDecision",
     "report-status": "ReportStatus",
     "dead-letter": "DeadLetter",
+    "access-event": "AccessEvent",
 }
 MODEL_FILE = {
     "Referral": "referral",
@@ -36,6 +37,7 @@ MODEL_FILE = {
     "RoutingDecision": "routing-decision",
     "ReportStatus": "report-status",
     "DeadLetter": "dead-letter",
+    "AccessEvent": "access-event",
 }
 
 
@@ -211,6 +213,7 @@ def test_asyncapi_names_every_topic():
         t.status,
         t.deadletter,
         t.tracker_ticks,
+        t.access_audit,
     }
     referrals = next(c for c in doc["channels"].values() if c["address"] == "cluebus.referrals.{department}")
     assert set(referrals["parameters"]) == {"department"}
@@ -250,12 +253,13 @@ def _who(action: str, address: str) -> set[str]:
             (f"cluebus.reports.{s.value}", {f"adapter-{s.value}", "reconciler"}, {"router", "reconciler"})
             for s in Source
         ],
-        ("cluebus.referrals.{department}", {"router"}, {"inbox"}),
-        ("cluebus.decisions", {"router", "reconciler"}, {"tracker", "reconciler"}),
-        ("cluebus.acks", {"inbox"}, {"tracker"}),
+        ("cluebus.referrals.{department}", {"router"}, {"inbox", "console"}),
+        ("cluebus.decisions", {"router", "reconciler"}, {"tracker", "audit", "reconciler"}),
+        ("cluebus.acks", {"inbox", "console"}, {"tracker"}),
+        ("cluebus.audit.access", {"inbox", "console"}, {"audit"}),
         ("cluebus.tracker.ticks", {"tracker"}, {"tracker"}),
-        ("cluebus.escalations", {"tracker"}, {"inbox"}),
-        ("cluebus.status", {"tracker"}, {"adapters", "reconciler"}),
+        ("cluebus.escalations", {"tracker"}, {"inbox", "console"}),
+        ("cluebus.status", {"tracker"}, {"adapters", "console", "reconciler"}),
         ("cluebus.deadletter", {"router", "tracker"}, {"operators", "reconciler"}),
     ],
 )
