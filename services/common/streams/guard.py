@@ -112,10 +112,14 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
 
     # --- what agents received and acknowledged --------------------------------------------------
     def mark_handled(self, message: Any) -> None:
-        guard = self.guard
-        guard.handled.add((message.tp, message.offset))
-        if guard.watchdog is None:
-            guard.watchdog = asyncio.ensure_future(self._watch_stalls())
+        self.guard.handled.add((message.tp, message.offset))
+
+    def _start_watchdog(self) -> None:
+        # From the first assignment on, not from the first event: when faust drops the first
+        # batch a partition ever held and nothing arrives after it, no fetch shows the hole and
+        # no event is ever handled; only the watchdog sees the head stay behind the log end.
+        if self.guard.watchdog is None:
+            self.guard.watchdog = asyncio.ensure_future(self._watch_stalls())
 
     def ack(self, message: Any) -> bool:
         if message.topic not in self.guarded_topics:
@@ -192,6 +196,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         self.guard.next_expected.clear()
         await super().perform_seek()
         await self.seek_to_heads()
+        self._start_watchdog()
 
     async def seek_to_heads(self) -> None:
         tps = [tp for tp in self.assignment() if tp.topic in self.guarded_topics]

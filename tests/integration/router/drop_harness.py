@@ -1,4 +1,4 @@
-"""The real router, run as a process, with one of faust's record-dropping windows forced open.
+"""The real router or tracker, run as a process, with one of faust's record-dropping windows open.
 
 Used by ``test_uncommitted_partitions.py`` (issue 20). faust drops records that aiokafka has
 already handed over (so aiokafka's fetch position is past them) in two places of
@@ -12,12 +12,13 @@ already handed over (so aiokafka's fetch position is past them) in two places of
 * ``generation``: the consumer generation changed while a batch was being handed out; faust
   breaks off the batch and drops the rest.
 
-This module forces the chosen window for the first batch that holds report records, from the
-test side, by wrapping the consumer instance's own methods; nothing in the product knows about
-it. Everything else is the shipped router: rules, agent, guard, table, producer, real broker.
+This module forces the chosen window for the first batch that holds records of the service's
+input topics (reports for the router, decisions for the tracker), from the test side, by
+wrapping the consumer instance's own methods; nothing in the product knows about it. Everything
+else is the shipped service: rules, agent, guard, table, producer, real broker.
 
-Run: ``python -m tests.integration.router.drop_harness flow|generation [--auto-offset-reset X]``
-with the usual ``CLUEBUS_*`` environment.
+Run: ``python -m tests.integration.router.drop_harness router|tracker flow|generation
+[--auto-offset-reset X]`` with the usual ``CLUEBUS_*`` environment.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ from services.common.logging import get_logger
 from services.common.streams.worker import run_worker
 from services.router.app import create_router
 from services.router.settings import RouterSettings
+from services.tracker.app import create_tracker
+from services.tracker.settings import TrackerSettings
 
 log = get_logger("drop_harness")
 
 
+INPUTS: set[str] = set()  # the topics whose first batch is dropped
+
+
 def _report_records(records: dict[Any, list[Any]]) -> dict[Any, list[int]]:
-    names = set(cfg.load(cfg.TopicSettings).names.reports())
-    return {tp: [r.offset for r in recs] for tp, recs in records.items() if tp.topic in names and recs}
+    return {tp: [r.offset for r in recs] for tp, recs in records.items() if tp.topic in INPUTS and recs}
 
 
 def open_flow_window(router: Any, resume_after_s: float) -> None:
@@ -96,22 +101,27 @@ def open_generation_window(router: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("service", choices=["router", "tracker"])
     parser.add_argument("window", choices=["flow", "generation"])
     parser.add_argument("--auto-offset-reset", default=None, choices=["earliest", "latest"])
     parser.add_argument("--resume-after", type=float, default=1.0)
     args = parser.parse_args()
 
     service = cfg.load(cfg.ServiceSettings)
-    router = create_router(
-        cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings), service, cfg.load(RouterSettings, metrics_port=0)
-    )
+    kafka, topics = cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings)
+    if args.service == "router":
+        router: Any = create_router(kafka, topics, service, cfg.load(RouterSettings, metrics_port=0))
+        INPUTS.update(topics.names.reports())
+    else:
+        router = create_tracker(kafka, topics, service, cfg.load(TrackerSettings, metrics_port=0))
+        INPUTS.add(topics.names.decisions)
     if args.auto_offset_reset is not None:
         router.app.conf.consumer_auto_offset_reset = args.auto_offset_reset
     if args.window == "flow":
         open_flow_window(router, args.resume_after)
     else:
         open_generation_window(router)
-    run_worker(router.app, service="router", log_level=service.log_level, log_format=service.log_format)
+    run_worker(router.app, service=args.service, log_level=service.log_level, log_format=service.log_format)
 
 
 if __name__ == "__main__":

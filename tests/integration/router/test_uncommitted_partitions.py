@@ -58,7 +58,7 @@ def test_reports_dropped_before_the_first_commit_are_routed(
         )
 
     send(before)  # partitions with records and no committed offset for the router's group
-    args = [window] + (["--auto-offset-reset", reset] if reset else [])
+    args = ["router", window] + (["--auto-offset-reset", reset] if reset else [])
     router = services("router", args, service_env, program=HARNESS)
 
     def trickle() -> None:  # more records arrive while the router joins, recovers and starts
@@ -93,3 +93,33 @@ def test_reports_dropped_before_the_first_commit_are_routed(
     for tp, offset in committed.items():
         if tp.topic in bus.reports():
             assert offset <= ends[tp]
+
+
+@pytest.mark.parametrize("window", ["flow", "generation"])
+def test_decisions_dropped_before_the_tracker_first_commits_are_tracked_with_nothing_arriving_after(
+    kafka_bootstrap, bus, services, service_env, rules_file, window
+):
+    """The tracker consumes through the same guard: every decision gets its first status.
+
+    Every decision is written before the tracker starts and none after, so the dropped batch is
+    the last the partitions hold: no later fetch shows the hole, no event is ever handled, and
+    only the guard's watchdog can see the heads stay behind the log ends.
+    """
+    from datetime import UTC, datetime
+
+    from services.router.routing import route_report
+    from services.rules import load_rules
+
+    rules = load_rules(rules_file)
+    decisions = [route_report(rules, r, datetime.now(UTC)).decision for r in many_reports(30)]
+    produce(kafka_bootstrap, [(bus.decisions, d.report_id.encode(), d.model_dump_json().encode()) for d in decisions])
+    tracker = services("tracker", ["tracker", window], service_env, program=HARNESS)
+    injected = tracker.wait_for("fault injected", timeout=90)
+    wanted = {d.report_id for d in decisions}
+    messages = collect(
+        kafka_bootstrap, [bus.status], done=lambda ms: {m.key.decode() for m in ms} >= wanted, timeout=60
+    )
+    tracked = {m.key.decode() for m in messages}
+    dropped = sum(map(len, injected["dropped"].values()))
+    print(f"\ntracker window={window} dropped={dropped} decisions={len(wanted)} tracked={len(tracked & wanted)}")
+    assert wanted - tracked == set(), f"{len(wanted - tracked)} decisions never taken in by the tracker"
