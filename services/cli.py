@@ -125,9 +125,11 @@ def topics_ensure(rules_file: Path | None) -> None:
     result = ensure_topics(cfg.load(cfg.KafkaSettings), specs)
     for name in result.created:
         click.echo(f"created  {name}")
-    click.echo(f"{len(result.created)} created, {len(result.existing)} already present")
+    click.echo(
+        f"{len(result.created)} created, {len(result.existing)} already present ({result.brokers} brokers answer)"
+    )
     for problem in result.mismatched:
-        click.echo(f"warning: {problem} (not changed: that would move keys between partitions)", err=True)
+        click.echo(f"warning: {problem} (not changed by cluebus)", err=True)
     if result.mismatched:
         sys.exit(1)
 

@@ -18,6 +18,37 @@ def test_every_topic_family_is_specified_once():
     assert {s.partitions for s in specs} == {4}
     status = next(s for s in specs if s.name == "x.status")
     assert status.config["cleanup.policy"] == "compact"
+    # Replication is left to fit the cluster when the topics are made.
+    assert {(s.replication_factor, s.min_insync_replicas) for s in specs} == {(None, None)}
+
+
+@pytest.mark.parametrize(
+    "service, table_module, table_factory, table_name",
+    [
+        ("router", "services.router.tables", "seen_reports", "seen-reports"),
+        ("tracker", "services.tracker.tables", "tracking", "tracking"),
+    ],
+)
+def test_faust_internal_topics_are_the_ones_faust_declares(tmp_path, service, table_module, table_factory, table_name):
+    import importlib
+
+    from services.common.faust_app import make_app
+    from services.common.settings import KafkaSettings
+    from services.common.topic_admin import faust_internal_specs
+
+    topics = TopicSettings(prefix="x", partitions=4).fitted(3)
+    app = make_app(service, KafkaSettings(), topics, data_dir=tmp_path)
+    getattr(importlib.import_module(table_module), table_factory)(app)
+    specs = {s.name: s for s in faust_internal_specs(app, topics)}
+    changelog = app.tables[table_name].changelog_topic
+    leader = app._leader_assignor._leader_topic  # faust's own object: the name below must not drift
+    assert set(specs) == {changelog.get_topic_name(), leader.get_topic_name()}
+    assert specs[changelog.get_topic_name()].partitions == 4
+    assert specs[changelog.get_topic_name()].config == {"cleanup.policy": "compact"}
+    assert specs[leader.get_topic_name()].partitions == leader.partitions == 1
+    # The same replication as the bus's topics, which faust alone would not give (min ISR).
+    assert {(s.replication_factor, s.min_insync_replicas) for s in specs.values()} == {(3, 2)}
+    assert app.conf.topic_replication_factor == 3
 
 
 def test_topic_names_are_prefixed():
