@@ -53,17 +53,27 @@ _run_dir_option = click.option(
 @_run_dir_option
 @_friendly
 def kafka_up(port: int, run_dir: Path | None) -> None:
-    """Start the broker (or reuse the running one) and wait until it answers."""
+    """Start the local broker (or reuse the running one) and wait until it answers.
+
+    Always the local broker, whatever CLUEBUS_KAFKA_BOOTSTRAP says (``services/demo.py``
+    sets it for its children): an existing cluster is checked with ``cluebus kafka check``.
+    """
+    broker = _broker(port, run_dir)
+    click.echo(broker.up())
+    _note_other_bootstrap(broker.bootstrap)
+
+
+def _note_other_bootstrap(started: str) -> None:
+    """Say so when this shell's clients are pointed at another Kafka than the one just started."""
     import os
 
-    if os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP"):
-        from services.common.kafka import admin
-
-        settings = cfg.load(cfg.KafkaSettings)
-        admin(settings).close()
-        click.echo(f"using the existing Kafka at {settings.bootstrap} (CLUEBUS_KAFKA_BOOTSTRAP); nothing started")
-        return
-    click.echo(_broker(port, run_dir).up())
+    configured = os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP", "").strip()
+    if configured and set(configured.split(",")) != set(started.split(",")):
+        click.echo(
+            f"note: CLUEBUS_KAFKA_BOOTSTRAP={configured} is set here: cluebus commands in this "
+            f"environment use that Kafka, not {started}",
+            err=True,
+        )
 
 
 @kafka.command("down")
@@ -82,6 +92,23 @@ def kafka_down(port: int, run_dir: Path | None) -> None:
 def kafka_status(port: int, run_dir: Path | None) -> None:
     """Say whether the local broker runs and answers."""
     click.echo(_broker(port, run_dir).status())
+
+
+@kafka.command("check")
+@click.option(
+    "--bootstrap",
+    default=None,
+    help="host:port[,...] of the cluster (default: CLUEBUS_KAFKA_BOOTSTRAP, else 127.0.0.1:9092).",
+)
+@_friendly
+def kafka_check(bootstrap: str | None) -> None:
+    """Check that an existing Kafka (local or remote) answers, and how many brokers it has."""
+    from services.common.topic_admin import describe_cluster
+
+    overrides = {"bootstrap": bootstrap} if bootstrap else {}
+    settings = cfg.load(cfg.KafkaSettings, **overrides)
+    cluster = describe_cluster(settings)
+    click.echo(f"Kafka at {settings.bootstrap} answers: {cluster}")
 
 
 from services.devkafka.secure import add_profile_option  # noqa: E402

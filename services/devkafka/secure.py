@@ -493,8 +493,7 @@ def run_secure(action: str, port: int, run_dir: Path | None) -> None:
 def _with_profile(original: Callable[..., Any], action: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def callback(*args: Any, profile: str = "plain", **kwargs: Any) -> Any:
-        existing_cluster = action == "up" and os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP")
-        if profile == "plain" or existing_cluster:
+        if profile == "plain":
             return original(*args, **kwargs)
         return run_secure(action, kwargs["port"], kwargs.get("run_dir"))
 

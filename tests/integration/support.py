@@ -38,6 +38,28 @@ def free_port_pair() -> int:
     raise AssertionError("no free port pair for a private broker")
 
 
+def broker_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports for brokers a test starts itself.
+
+    Taken from ``CLUEBUS_TEST_BROKER_PORTS`` (``first-last``, default 39090-39199), so
+    that private brokers stay out of the ports of other brokers on a shared machine.
+    """
+    first, _, last = os.environ.get("CLUEBUS_TEST_BROKER_PORTS", "39090-39199").partition("-")
+    for start in range(int(first), int(last) - count + 2):
+        if all(_port_free(port) for port in range(start, start + count)):
+            return start
+    raise AssertionError(f"no {count} consecutive free ports in {first}-{last} (CLUEBUS_TEST_BROKER_PORTS)")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_healthy(url: str, service: Service | None = None, timeout: float = 30.0) -> None:
     """Until ``url``/healthz answers 200; fails at once if the service's process exits."""
     import httpx
