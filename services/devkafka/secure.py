@@ -495,6 +495,8 @@ def _with_profile(original: Callable[..., Any], action: str) -> Callable[..., An
     def callback(*args: Any, profile: str = "plain", **kwargs: Any) -> Any:
         if profile == "plain":
             return original(*args, **kwargs)
+        if kwargs.get("brokers") not in (None, 1):
+            raise ProfileError("the secure profile runs one broker; --brokers is for the plain profile")
         return run_secure(action, kwargs["port"], kwargs.get("run_dir"))
 
     return callback
