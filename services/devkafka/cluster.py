@@ -176,14 +176,13 @@ class LocalCluster:
             f"(nodes {self._pids()}, data {self.home})"
         )
 
-    def start_node(self, node_id: int, timeout: float = 120.0) -> None:
-        """Start one stopped (or killed) node again and wait until the cluster counts it."""
-        node = self.node(node_id)
-        if node.running():
-            return
-        proc = node.launch(node.prepare_start())
-        if not self.wait_ready(timeout=timeout, procs={node_id: proc}):
-            raise LauncherError(f"node {node_id} did not rejoin in {timeout:.0f}s: {node.log_tail()}")
+    def start_nodes(self, *node_ids: int, timeout: float = 120.0) -> None:
+        """Start stopped (or killed) nodes again, together, and wait until the cluster counts them all."""
+        stopped = [self.node(i) for i in node_ids if not self.node(i).running()]
+        procs = {n.node_id: n.launch(n.prepare_start()) for n in stopped}
+        if not self.wait_ready(timeout=timeout, procs=procs):
+            tails = "; ".join(f"node {n.node_id}: {n.log_tail(1)}" for n in stopped)
+            raise LauncherError(f"nodes {sorted(procs)} did not rejoin in {timeout:.0f}s: {tails}")
 
     def wait_ready(self, timeout: float = 120.0, procs: dict[int, Any] | None = None) -> bool:
         """True once every node answers and each one sees all brokers registered and unfenced."""
