@@ -330,9 +330,27 @@ class LocalBroker:
             time.sleep(0.2)
         if self._alive(pid):
             os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        self._wait_gone(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"Kafka at {self.bootstrap} stopped (data kept in {self.data_dir})"
+
+    def _wait_gone(self, pid: int, timeout: float = 10.0) -> None:
+        """Until the process has fully exited and its ports are free (so a new one can bind them).
+
+        A JVM whose main thread has exited shows as a zombie while its other threads still
+        tear down, and its listening sockets stay open meanwhile (seen after SIGKILL): reap
+        it when it is our child, else wait for the ports to close.
+        """
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+            self._alive(pid) or any(port_open(self.host, p, timeout=0.2) for p in (self.port, self.controller_port))
+        ):
+            time.sleep(0.1)
 
     @staticmethod
     def _alive(pid: int) -> bool:

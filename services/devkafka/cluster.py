@@ -85,14 +85,25 @@ class ClusterNode(LocalBroker):
     def _quorum_format_args(self) -> list[str]:
         return []  # a static quorum: the voters are in controller.quorum.voters
 
+    def lost_port_race(self) -> bool:
+        """Whether the node's last start failed because its port was bound by another socket."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(self._log_start)
+                return b"BindException: Address already in use" in log.read()
+        except (OSError, AttributeError):
+            return False
+
+    def launch(self, libs: Path) -> Any:
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        return super().launch(libs)
+
     def kill(self) -> None:
         """SIGKILL the node (a crash: no controlled shutdown, nothing flushed)."""
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self._alive(pid):
-                time.sleep(0.05)
+            self._wait_gone(pid)
 
 
 @dataclass
@@ -158,13 +169,9 @@ class LocalCluster:
         if not self.nodes[0].cluster_id_file.exists():
             self.nodes[0].cluster_id_file.write_text(new_cluster_id() + "\n")
         stopped = [n for n in self.nodes if not n.running()]
-        # All nodes are prepared first (a port in use fails before anything starts), then
-        # launched together: none can answer before a majority of the quorum runs.
-        libs = [n.prepare_start() for n in stopped]
-        procs = {n.node_id: n.launch(lib) for n, lib in zip(stopped, libs, strict=True)}
-        if not self.wait_ready(timeout=timeout, procs=procs):
+        if not self._start_and_wait(stopped, timeout):
             tails = "; ".join(f"node {n.node_id}: {n.log_tail(1)}" for n in stopped)
-            if procs:
+            if stopped:
                 self.down()
             raise LauncherError(
                 f"the {self.brokers}-broker cluster at {self.bootstrap} is not ready in {timeout:.0f}s: {tails}"
@@ -179,17 +186,42 @@ class LocalCluster:
     def start_nodes(self, *node_ids: int, timeout: float = 120.0) -> None:
         """Start stopped (or killed) nodes again, together, and wait until the cluster counts them all."""
         stopped = [self.node(i) for i in node_ids if not self.node(i).running()]
-        procs = {n.node_id: n.launch(n.prepare_start()) for n in stopped}
-        if not self.wait_ready(timeout=timeout, procs=procs):
+        if not self._start_and_wait(stopped, timeout):
             tails = "; ".join(f"node {n.node_id}: {n.log_tail(1)}" for n in stopped)
-            raise LauncherError(f"nodes {sorted(procs)} did not rejoin in {timeout:.0f}s: {tails}")
+            raise LauncherError(f"nodes {[n.node_id for n in stopped]} did not rejoin in {timeout:.0f}s: {tails}")
 
-    def wait_ready(self, timeout: float = 120.0, procs: dict[int, Any] | None = None) -> bool:
+    def _start_and_wait(self, nodes: list[ClusterNode], timeout: float) -> bool:
+        """Launch ``nodes`` together (none can answer before a majority of the quorum runs) and
+        wait until every node sees the whole cluster.
+
+        A node that lost its port to another socket while starting is launched again: ports
+        in the kernel's ephemeral range (32768-60999 here) can be taken for a moment as the
+        local end of some client connection (seen: a node failing with "Address already in
+        use" on a port nothing listened on a second before).
+        """
+        libs = {n.node_id: n.prepare_start() for n in nodes}  # a port in use fails before anything starts
+        procs = {n.node_id: n.launch(libs[n.node_id]) for n in nodes}
+        relaunches = 3
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node_id, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                node = self.node(node_id)
+                if not relaunches or not node.lost_port_race():
+                    return False
+                relaunches -= 1
+                time.sleep(1.0)
+                procs[node_id] = node.launch(libs[node_id])
+            if all(self._sees_whole_cluster(n) for n in self.nodes):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
         """True once every node answers and each one sees all brokers registered and unfenced."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in (procs or {}).values()):
-                return False
             if all(self._sees_whole_cluster(n) for n in self.nodes):
                 return True
             time.sleep(0.5)
@@ -227,7 +259,12 @@ class LocalCluster:
         while time.monotonic() < deadline and any(p is not None and LocalBroker._alive(p) for p in pids.values()):
             time.sleep(0.2)
         for node in self.nodes:
-            node.down(timeout=1.0)  # SIGKILL what still runs, clear the pid files
+            pid = pids[node.node_id]
+            if pid is not None:
+                if LocalBroker._alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                node._wait_gone(pid)
+            node.pid_file.unlink(missing_ok=True)
         if not any(pids.values()):
             return f"Kafka cluster at {self.bootstrap} is not running"
         return f"Kafka cluster at {self.bootstrap} stopped (data kept in {self.home})"

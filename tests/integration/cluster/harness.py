@@ -305,6 +305,7 @@ class ClusterBus:
         self.warm_up = warm
         wanted = self.expected_referrals(warm.answered(202))
         wait_until(lambda: wanted <= set(self.watcher.first_seen), timeout=120)
+        note(f"bus routing {time.monotonic() - self.started_at:.1f}s after its start (router, {len(SOURCES)} adapters)")
         return self
 
     def _supervise(self) -> None:
@@ -316,8 +317,14 @@ class ClusterBus:
                     self._start(name)
 
     def stop(self) -> None:
+        """Stop supervising and watching, then every process at once (each may take seconds)."""
         self._stop.set()
         self.watcher.stop()
+        stoppers = [threading.Thread(target=s.stop, kwargs={"timeout": 20}) for s in self.procs.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
 
     # counting
     def expected_referrals(self, accepted: list[Post]) -> set[str]:

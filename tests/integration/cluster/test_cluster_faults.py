@@ -38,6 +38,12 @@ def cluster_bus(services, service_env, bus, rules_file, tmp_path):
         cluster_bus.stop()
 
 
+def timed(action, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    action(*args, **kwargs)
+    return time.monotonic() - started
+
+
 def assert_nothing_lost(tally: Tally) -> None:
     assert tally.accepted > 0 and tally.expected > 0
     assert tally.lost == 0, f"{tally.lost} referrals of accepted reports never arrived: {tally.line()}"
@@ -55,9 +61,10 @@ def test_kill_9_the_broker_leading_the_report_partitions(cluster, cluster_bus, b
         cluster.node(victim).kill()
         time.sleep(OUTAGE_S)
         leaders = {p["leader_id"] for p in partitions(cluster.bootstrap, [bus.report(s) for s in SOURCES])}
-        cluster.start_nodes(victim)
+        rejoin = timed(cluster.start_nodes, victim)
         time.sleep(AFTER_S)
     tally = bus_.finish(f"kill -9 node {victim} (leader of all report partitions)", load)
+    note(f"node {victim} down {OUTAGE_S:.0f}s, rejoined {rejoin:.1f}s after its start")
     assert victim not in leaders, "the report partitions moved to the surviving brokers"
     assert tally.accepted == tally.sent, "adapters accept while a partition leader fails over"
     assert_nothing_lost(tally)
@@ -71,9 +78,10 @@ def test_kill_9_the_broker_coordinating_the_router_group(cluster, cluster_bus, b
         cluster.node(victim).kill()
         time.sleep(OUTAGE_S)
         moved_to = group_coordinator(cluster.bootstrap, bus.app_id("router"))
-        cluster.start_nodes(victim)
+        rejoin = timed(cluster.start_nodes, victim)
         time.sleep(AFTER_S)
     tally = bus_.finish(f"kill -9 node {victim} (router group coordinator)", load)
+    note(f"node {victim} down {OUTAGE_S:.0f}s, rejoined {rejoin:.1f}s after its start; group moved to node {moved_to}")
     assert moved_to != victim, "the group moved to another coordinator"
     assert tally.accepted == tally.sent
     assert_nothing_lost(tally)
@@ -83,12 +91,15 @@ def test_rolling_restart_of_all_three_brokers_under_load(cluster, cluster_bus):
     bus_ = cluster_bus()
     with Load(bus_.urls, RATE, "rolling") as load:
         time.sleep(BEFORE_S)
+        steps = []
         for node in cluster.nodes:  # one at a time, each back in sync before the next goes
-            node.down()  # SIGTERM: a controlled shutdown moves its leaderships first
-            cluster.start_nodes(node.node_id)
-            wait_in_sync(cluster.bootstrap, timeout=120)
+            stop = timed(node.down)  # SIGTERM: a controlled shutdown moves its leaderships first
+            rejoin = timed(cluster.start_nodes, node.node_id)
+            in_sync = timed(wait_in_sync, cluster.bootstrap, timeout=120)
+            steps.append(f"node {node.node_id}: stop {stop:.1f}s, rejoin {rejoin:.1f}s, in sync {in_sync:.1f}s")
         time.sleep(AFTER_S)
     tally = bus_.finish("rolling restart of nodes 1, 2, 3", load)
+    note("; ".join(steps))
     assert tally.accepted == tally.sent
     assert_nothing_lost(tally)
 
@@ -119,7 +130,8 @@ def test_two_brokers_down_adapters_fill_their_outboxes_then_answer_503(cluster, 
         accepted_while_down = {
             s: sum(1 for p in load.answered(202) if p.source == s and p.sent_at > killed_at) for s in SOURCES
         }
-        cluster.start_nodes(*down)
+        outage_s = time.monotonic() - killed_at
+        rejoin = timed(cluster.start_nodes, *down)
         back_at = time.monotonic()
 
         def recovered() -> dict[str, dict]:
@@ -133,6 +145,7 @@ def test_two_brokers_down_adapters_fill_their_outboxes_then_answer_503(cluster, 
     rejected = load.answered(503)
     note(f"while down: readyz {[(s, v['status'], v['checks'], v['backlog']) for s, v in during.items()]}")
     note(f"while down: kafka_up {[(s, v['kafka_up']) for s, v in during.items()]}; accepted {accepted_while_down}")
+    note(f"nodes {down} down {outage_s:.1f}s, rejoined {rejoin:.1f}s after their start")
     backlogs = {s: v["backlog"] for s, v in after.items()}
     note(f"back: readyz 200 and kafka_up 1 {recovered_s:.1f}s after the nodes returned (backlog then {backlogs})")
     assert all(0 < n <= BACKLOG_LIMIT for n in accepted_while_down.values()), accepted_while_down
