@@ -17,7 +17,8 @@ from services.common.settings import KafkaSettings
 from services.devkafka.cluster import LocalCluster
 
 from ..support import REPO, broker_ports
-from .harness import RESULTS, wait_in_sync
+from .admin import wait_in_sync
+from .harness import RESULTS
 
 
 @pytest.fixture(scope="session")

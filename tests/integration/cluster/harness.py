@@ -8,9 +8,8 @@ referral topics and notes when each referral first arrives, which gives the long
 gap in routing. :meth:`ClusterBus.finish` waits until every accepted report's
 referrals have arrived (or a deadline passes) and counts from the topics themselves.
 
-When a referral is missing, :func:`diagnose` writes what is needed to find the window:
-each lost report's partition and offset, whether the router decided it, the router
-group's committed offsets and the router's log lines about seeks and rebalances.
+When a referral is missing, :func:`~.diagnosis.diagnose` writes what is needed to find
+the window. Leaders, coordinators and replicas are looked up in :mod:`.admin`.
 """
 
 from __future__ import annotations
@@ -26,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
-from schemas import Referral, RoutingDecision, parse_report, referral_id_for
+from schemas import Referral, parse_report, referral_id_for
 from services.common.ids import uuid7
 from services.common.topics import TopicNames
 from services.rules import load_rules
 
 from ..support import REPO, Service, free_port, wait_healthy, wait_until
+from .diagnosis import diagnose
 
 SOURCES = ("hospital", "school")
 BODIES = {s: json.loads((REPO / f"deploy/adapters/examples/{s}.json").read_text()) for s in SOURCES}
@@ -44,65 +44,6 @@ def note(line: str) -> None:
     """Print a line and list it in the session's summary of the fault scenarios."""
     RESULTS.append(f"  {line}")
     print(line)
-
-
-# --- the cluster -----------------------------------------------------------------------------
-def _admin(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, bootstrap_timeout_ms=10_000)
-
-
-def partitions(bootstrap: str, topics: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every partition of ``topics`` (all topics when None) with its leader, replicas and ISR."""
-    admin = _admin(bootstrap)
-    try:
-        described = admin.describe_topics(topics)
-    finally:
-        admin.close()
-    return [{"topic": t["name"], **p} for t in described for p in t["partitions"]]
-
-
-def wait_in_sync(bootstrap: str, timeout: float = 120.0, topics: list[str] | None = None) -> None:
-    """Until every partition has a leader and all its replicas in sync (a rolling restart's gate)."""
-
-    def in_sync() -> bool:
-        parts = partitions(bootstrap, topics)
-        return all(p["leader_id"] >= 0 and set(p["isr_nodes"]) == set(p["replica_nodes"]) for p in parts)
-
-    wait_until(in_sync, timeout=timeout, interval=0.5)
-
-
-def java_string_hash(text: str) -> int:
-    h = 0
-    for ch in text:
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def group_coordinator(bootstrap: str, group: str) -> int:
-    """The node coordinating ``group``: the leader of its partition of ``__consumer_offsets``
-    (Kafka places a group on partition abs(groupId.hashCode()) % offsets.topic.num.partitions)."""
-    offsets = partitions(bootstrap, ["__consumer_offsets"])
-    index = (java_string_hash(group) & 0x7FFFFFFF) % len(offsets)
-    return next(p["leader_id"] for p in offsets if p["partition_index"] == index)
-
-
-def lead_all(bootstrap: str, topics: list[str], node: int) -> None:
-    """Make ``node`` the leader of every partition of ``topics``: it goes first in each
-    replica list (same replicas, no data moved) and a preferred-leader election follows."""
-    admin = _admin(bootstrap)
-    try:
-        moves = {}
-        for p in partitions(bootstrap, topics):
-            replicas = p["replica_nodes"]
-            if replicas[0] != node:
-                moves[TopicPartition(p["topic"], p["partition_index"])] = [node] + [r for r in replicas if r != node]
-        if moves:
-            admin.alter_partition_reassignments(moves)
-            wait_until(lambda: not admin.list_partition_reassignments(list(moves)), timeout=30)
-        admin.elect_leaders(0, {t: [p["partition_index"] for p in partitions(bootstrap, [t])] for t in topics})
-    finally:
-        admin.close()
-    wait_until(lambda: {p["leader_id"] for p in partitions(bootstrap, topics)} == {node}, timeout=30)
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -423,57 +364,3 @@ def longest_gap(accepted: list[Post], departments: dict[str, set[str]], done: di
         inside = [span_start] + [a for a in arrivals if span_start < a < span_end] + [span_end]
         gap = max(gap, max(b - a for a, b in zip(inside, inside[1:], strict=False)))
     return gap
-
-
-def diagnose(bus: ClusterBus, accepted: list[Post], lost: set[str], path: Path) -> str:
-    """Where each lost referral's report is, whether it was decided, the group's offsets, router logs."""
-    by_referral = {referral_id_for(p.report_id, d): p for p in accepted for d in bus.departments[p.source]}
-    lost_reports = {by_referral[r].report_id: by_referral[r] for r in lost if r in by_referral}
-    consumer = KafkaConsumer(
-        bootstrap_servers=bus.bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    lines = [f"lost referrals: {len(lost)} of {len(lost_reports)} reports"]
-    try:
-        report_topics = [bus.names.report(s) for s in SOURCES]
-        tps = [TopicPartition(t, p) for t in report_topics for p in consumer.partitions_for_topic(t) or ()]
-        decision_tps = [
-            TopicPartition(bus.names.decisions, p) for p in consumer.partitions_for_topic(bus.names.decisions)
-        ]
-        consumer.assign(tps + decision_tps)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(tps + decision_tps)
-        where, decided = {}, set()
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < ends[tp] for tp in ends) and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for r in records:
-                    if tp.topic == bus.names.decisions:
-                        decided.add(RoutingDecision.model_validate_json(r.value).report_id)
-                    elif r.key and r.key.decode() in lost_reports:
-                        where[r.key.decode()] = (tp.topic, tp.partition, r.offset, r.timestamp)
-        for report_id, post in sorted(lost_reports.items()):
-            lines.append(
-                f"report {report_id} ({post.source}, 202 at +{post.answered_at - bus.started_at:.1f}s): "
-                f"in {where.get(report_id, 'NOT IN ANY REPORT TOPIC')}, "
-                f"decision {'yes' if report_id in decided else 'no'}"
-            )
-        group = KafkaConsumer(bootstrap_servers=bus.bootstrap, group_id=bus.names.app_id("router"))
-        try:
-            committed = {f"{tp.topic}:{tp.partition}": group.committed(tp) for tp in tps}
-        finally:
-            group.close()
-        lines.append(f"router group committed offsets: {committed}")
-        lines.append(f"report topic end offsets: { {f'{tp.topic}:{tp.partition}': ends[tp] for tp in tps} }")
-    finally:
-        consumer.close()
-    for log in sorted(bus.log_dir.glob("router*.log")):
-        interesting = [
-            line
-            for line in log.read_text(errors="replace").splitlines()
-            if any(k in line for k in ("skipped", "seeking", "stalled", "assigned", "revoked", "rebalanc", "error"))
-        ]
-        lines.append(f"--- {log.name}: {len(interesting)} lines about seeks, rebalances, errors")
-        lines += interesting[-80:]
-    text = "\n".join(lines)
-    path.write_text(text)
-    return f"loss diagnosis written to {path}:\n" + "\n".join(lines[: 20 + len(lost_reports)])

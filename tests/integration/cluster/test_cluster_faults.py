@@ -14,7 +14,8 @@ import time
 import pytest
 
 from ..support import wait_until
-from .harness import SOURCES, ClusterBus, Load, Tally, group_coordinator, lead_all, note, partitions, wait_in_sync
+from .admin import group_coordinator, lead_all, partitions, wait_in_sync
+from .harness import SOURCES, ClusterBus, Load, Tally, note
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(400)]
 

@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from ..support import CLUEBUS, wait_until
-from .harness import partitions
+from .admin import partitions
 
 pytestmark = [pytest.mark.cluster]
 
