@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -142,7 +142,13 @@ class TopicSettings(_Settings):
 
     prefix: str = Field("cluebus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$")
     partitions: int = Field(6, ge=1, le=1000)
-    replication_factor: int = Field(1, ge=1, le=10)
+    # Replication: unset means "fit the cluster", decided when topics are created (see fitted()).
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Copies of every partition; unset: 3 when three or more brokers answer, else one per broker.",
+    )
     # Retention per topic family, in milliseconds (-1 keeps forever).
     reports_retention_ms: int = 14 * 24 * 3600 * 1000
     referrals_retention_ms: int = 180 * 24 * 3600 * 1000
@@ -152,11 +158,58 @@ class TopicSettings(_Settings):
     access_audit_retention_ms: int = -1
     deadletter_retention_ms: int = 180 * 24 * 3600 * 1000
     ticks_retention_ms: int = 24 * 3600 * 1000
-    min_insync_replicas: int = Field(1, ge=1)
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Copies that must hold a record before it is acknowledged; unset: replication factor - 1 "
+        "(at least 1).",
+    )
+
+    @model_validator(mode="after")
+    def _check_replication(self) -> TopicSettings:
+        if self.replication_factor is not None and self.min_insync_replicas is not None:
+            check_replication(self.replication_factor, self.min_insync_replicas)
+        return self
 
     @property
     def names(self) -> TopicNames:
         return TopicNames(self.prefix)
+
+    def fitted(self, brokers: int) -> TopicSettings:
+        """These settings with replication decided for a cluster of ``brokers`` brokers."""
+        rf, min_isr = fit_replication(self.replication_factor, self.min_insync_replicas, brokers)
+        return self.model_copy(update={"replication_factor": rf, "min_insync_replicas": min_isr})
+
+
+# A cluster keeps three copies when it can: with min.insync.replicas 2 one broker may fail
+# (or be restarted) without stopping writes or losing an acknowledged record.
+DEFAULT_REPLICATION = 3
+
+
+def check_replication(replication_factor: int, min_insync_replicas: int) -> None:
+    """Refuse a min ISR that is not below the replication factor (one copy alone is allowed)."""
+    if replication_factor == 1 and min_insync_replicas == 1:
+        return
+    if min_insync_replicas >= replication_factor:
+        raise ValueError(
+            f"CLUEBUS_TOPICS_MIN_INSYNC_REPLICAS={min_insync_replicas} must be below "
+            f"CLUEBUS_TOPICS_REPLICATION_FACTOR={replication_factor}: otherwise one broker down stops every write"
+        )
+
+
+def fit_replication(replication_factor: int | None, min_insync_replicas: int | None, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for ``brokers`` answering brokers; unset ones fit the cluster."""
+    if brokers < 1:
+        raise ValueError("no Kafka broker answers: cannot decide how many copies a topic keeps")
+    rf = replication_factor or min(DEFAULT_REPLICATION, brokers)
+    if rf > brokers:
+        raise ValueError(
+            f"CLUEBUS_TOPICS_REPLICATION_FACTOR={rf} needs {rf} brokers, "
+            f"but {brokers} answer{'s' if brokers == 1 else ''}"
+        )
+    min_isr = min_insync_replicas or max(1, rf - 1)
+    check_replication(rf, min_isr)
+    return rf, min_isr
 
 
 class ServiceSettings(_Settings):
@@ -184,8 +237,12 @@ def load(cls: type[_Settings], **overrides: Any) -> Any:
     try:
         return cls(**overrides)
     except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
         problems = "; ".join(
-            f"{cls.model_config.get('env_prefix', '')}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            # A check across fields has no location; its message names the variables itself.
+            f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
             for e in exc.errors()
         )
         raise ValueError(f"invalid settings: {problems}") from None

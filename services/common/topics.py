@@ -14,13 +14,18 @@ SOURCES: tuple[str, ...] = ("hospital", "school", "labour", "marriage", "venue")
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic to create: its name, size and broker-side configuration."""
+    """A topic to create: its name, size and broker-side configuration.
+
+    Replication left ``None`` is fitted to the cluster when the topic is created
+    (:func:`services.common.settings.fit_replication`).
+    """
 
     name: str
     partitions: int
-    replication_factor: int
+    replication_factor: int | None
     config: dict[str, str] = field(default_factory=dict)
     purpose: str = ""
+    min_insync_replicas: int | None = None
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,14 @@ def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64 of a UUID, never starting with '-')."""
+    cid = "-"
+    while cid.startswith("-"):  # kafka-storage would read "-..." as an option; Kafka's Uuid skips them too
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -197,9 +205,6 @@ class LocalBroker:
     def _format(self, libs: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return  # keep the data of a broker that ran before
-        cid = "-"
-        while cid.startswith("-"):  # kafka-storage would read "-..." as an option; Kafka's Uuid skips them too
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             "java",
             f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.yaml'}",
@@ -208,15 +213,21 @@ class LocalBroker:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            cid,
+            self._cluster_id(),
             "-c",
             str(self.properties_file),
-            "--standalone",
+            *self._quorum_format_args(),
             *self._format_extra_args(),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LauncherError(f"formatting {self.data_dir} failed: {proc.stdout.strip()} {proc.stderr.strip()}")
+
+    def _cluster_id(self) -> str:
+        return new_cluster_id()
+
+    def _quorum_format_args(self) -> list[str]:
+        return ["--standalone"]  # this node is the only voter of its controller quorum
 
     def _format_extra_args(self) -> list[str]:
         return []
@@ -227,6 +238,15 @@ class LocalBroker:
             if self.wait_ready(timeout=timeout):
                 return f"Kafka already running at {self.bootstrap} (pid {self.pid()}); reused"
             raise LauncherError(f"broker pid {self.pid()} is running but {self.bootstrap} does not answer")
+        proc = self.launch(self.prepare_start())
+        if not self.wait_ready(timeout=timeout, proc=proc):
+            tail = self.log_tail()
+            self.down()
+            raise LauncherError(f"Kafka did not become ready on {self.bootstrap} in {timeout:.0f}s: {tail}")
+        return f"Kafka {self.version} started at {self.bootstrap} (pid {proc.pid}, data {self.data_dir})"
+
+    def prepare_start(self) -> Path:
+        """Check ports and Java, fetch the jars, write the configuration, format new data. Returns the jars."""
         for port in (self.port, self.controller_port):
             if port_open(self.host, port):
                 raise LauncherError(f"port {port} is in use by another process; stop it or choose another --port")
@@ -235,6 +255,10 @@ class LocalBroker:
         libs = resolve_jars(self.version)
         self._write_properties()
         self._format(libs)
+        return libs
+
+    def launch(self, libs: Path) -> subprocess.Popen[bytes]:
+        """Start the broker process (prepared by :meth:`prepare_start`) without waiting for it."""
         env = {**os.environ, "LOG_DIR": str(self.home)}
         cmd = [
             "java",
@@ -258,11 +282,7 @@ class LocalBroker:
                 env=env,
             )
         self.pid_file.write_text(str(proc.pid))
-        if not self.wait_ready(timeout=timeout, proc=proc):
-            tail = self.log_tail()
-            self.down()
-            raise LauncherError(f"Kafka did not become ready on {self.bootstrap} in {timeout:.0f}s: {tail}")
-        return f"Kafka {self.version} started at {self.bootstrap} (pid {proc.pid}, data {self.data_dir})"
+        return proc
 
     def wait_ready(self, timeout: float = 90.0, proc: subprocess.Popen[bytes] | None = None) -> bool:
         """True once the broker answers a metadata request."""
@@ -310,9 +330,27 @@ class LocalBroker:
             time.sleep(0.2)
         if self._alive(pid):
             os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        self._wait_gone(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"Kafka at {self.bootstrap} stopped (data kept in {self.data_dir})"
+
+    def _wait_gone(self, pid: int, timeout: float = 10.0) -> None:
+        """Until the process has fully exited and its ports are free (so a new one can bind them).
+
+        A JVM whose main thread has exited shows as a zombie while its other threads still
+        tear down, and its listening sockets stay open meanwhile (seen after SIGKILL): reap
+        it when it is our child, else wait for the ports to close.
+        """
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+            self._alive(pid) or any(port_open(self.host, p, timeout=0.2) for p in (self.port, self.controller_port))
+        ):
+            time.sleep(0.1)
 
     @staticmethod
     def _alive(pid: int) -> bool:

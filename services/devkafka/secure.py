@@ -403,9 +403,10 @@ def run_secure(action: str, port: int, run_dir: Path | None) -> None:
 def _with_profile(original: Callable[..., Any], action: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def callback(*args: Any, profile: str = "plain", **kwargs: Any) -> Any:
-        existing_cluster = action == "up" and os.environ.get("CLUEBUS_KAFKA_BOOTSTRAP")
-        if profile == "plain" or existing_cluster:
+        if profile == "plain":
             return original(*args, **kwargs)
+        if kwargs.get("brokers") not in (None, 1):
+            raise ProfileError("the secure profile runs one broker; --brokers is for the plain profile")
         return run_secure(action, kwargs["port"], kwargs.get("run_dir"))
 
     return callback

@@ -27,15 +27,29 @@ def free_port() -> int:
 
 def free_port_pair() -> int:
     """A port whose next port is free too (a private broker's client and controller ports)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no free port pair for a private broker")
+    return broker_ports(2)
+
+
+def broker_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports for brokers a test starts itself.
+
+    Taken from ``CLUEBUS_TEST_BROKER_PORTS`` (``first-last``, default 39090-39199), so
+    that private brokers stay out of the ports of other brokers on a shared machine.
+    """
+    first, _, last = os.environ.get("CLUEBUS_TEST_BROKER_PORTS", "39090-39199").partition("-")
+    for start in range(int(first), int(last) - count + 2):
+        if all(_port_free(port) for port in range(start, start + count)):
+            return start
+    raise AssertionError(f"no {count} consecutive free ports in {first}-{last} (CLUEBUS_TEST_BROKER_PORTS)")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_healthy(url: str, service: Service | None = None, timeout: float = 30.0) -> None:

@@ -85,3 +85,48 @@ def test_systemd_units_start_real_commands():
         result = runner.invoke(main, [*args[1:], "--help"])
         assert result.exit_code == 0, (unit.name, result.output)
         assert "Restart=always" in unit.read_text()
+
+
+# --- the three-broker form: deploy/compose.cluster.yaml over deploy/compose.yaml -----------------
+CLUSTER = yaml.safe_load((REPO / "deploy/compose.cluster.yaml").read_text())
+
+
+def _merged(name: str) -> dict:
+    """One service as compose merges the override into it (mappings merge key by key)."""
+    base, over = SERVICES.get(name, {}), CLUSTER["services"][name]
+    merged = {**base, **over}
+    for key in ("environment", "depends_on"):
+        if key in base or key in over:
+            merged[key] = {**base.get(key, {}), **over.get(key, {})}
+    return merged
+
+
+def test_cluster_form_runs_three_kraft_nodes_that_know_each_other():
+    from services.devkafka.cluster import replicated_defaults
+
+    nodes = {name: _merged(name) for name in ("kafka", "kafka-2", "kafka-3")}
+    voters = {f"{n['environment']['KAFKA_NODE_ID']}@{name}:9093" for name, n in nodes.items()}
+    for name, node in nodes.items():
+        env = node["environment"]
+        assert node["image"] == SERVICES["kafka"]["image"] and "healthcheck" in node
+        assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        # The same durability as `cluebus kafka up --brokers 3`.
+        for key, value in replicated_defaults(3).items():
+            assert str(env[f"KAFKA_{key.upper().replace('.', '_')}"]).lower() == value, key
+    assert len({n["environment"]["KAFKA_NODE_ID"] for n in nodes.values()}) == 3
+    assert len({n["environment"]["CLUSTER_ID"] for n in nodes.values()}) == 1
+    volumes = [n["volumes"][0].split(":")[0] for n in nodes.values()]
+    assert len(set(volumes)) == 3 and set(volumes) <= set(COMPOSE["volumes"]) | set(CLUSTER["volumes"])
+
+
+def test_cluster_form_points_every_cluebus_service_at_all_three_brokers():
+    # Every cluebus service but the demo's certificate maker talks to Kafka.
+    kafka_services = {n for n, s in CLUEBUS_SERVICES.items() if s["command"][:2] != ["adapter", "dev-tls"]}
+    assert kafka_services and kafka_services <= set(CLUSTER["services"])
+    for name in kafka_services:
+        env = _merged(name)["environment"]
+        assert env["CLUEBUS_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092", name
+        assert (env["CLUEBUS_TOPICS_REPLICATION_FACTOR"], env["CLUEBUS_TOPICS_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    assert set(_merged("topics")["depends_on"]) == {"kafka", "kafka-2", "kafka-3"}

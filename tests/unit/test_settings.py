@@ -65,3 +65,49 @@ def test_sasl_without_credentials_is_a_clear_error():
 
     with pytest.raises(ValueError, match="CLUEBUS_KAFKA_USERNAME"):
         security_kwargs(KafkaSettings(security_protocol="SASL_SSL"))
+
+
+@pytest.mark.parametrize(
+    "rf, min_isr, brokers, fitted",
+    [
+        (None, None, 1, (1, 1)),  # the single development broker
+        (None, None, 2, (2, 1)),
+        (None, None, 3, (3, 2)),  # three brokers answer: three copies, two must have each record
+        (None, None, 5, (3, 2)),
+        (3, None, 4, (3, 2)),
+        (2, None, 3, (2, 1)),
+        (None, 1, 3, (3, 1)),
+        (1, 1, 3, (1, 1)),
+    ],
+)
+def test_replication_fits_the_brokers_that_answer(rf, min_isr, brokers, fitted):
+    settings = TopicSettings(replication_factor=rf, min_insync_replicas=min_isr).fitted(brokers)
+    assert (settings.replication_factor, settings.min_insync_replicas) == fitted
+
+
+@pytest.mark.parametrize(
+    "rf, min_isr, brokers, needle",
+    [
+        (3, None, 1, "REPLICATION_FACTOR=3 needs 3 brokers, but 1 answers"),
+        (3, None, 2, "needs 3 brokers, but 2 answer"),
+        (None, 2, 1, "MIN_INSYNC_REPLICAS=2 must be below CLUEBUS_TOPICS_REPLICATION_FACTOR=1"),
+        (None, 3, 3, "MIN_INSYNC_REPLICAS=3 must be below"),
+        (None, None, 0, "no Kafka broker answers"),
+    ],
+)
+def test_replication_that_cannot_fit_is_refused_when_topics_are_made(rf, min_isr, brokers, needle):
+    with pytest.raises(ValueError, match=needle):
+        TopicSettings(replication_factor=rf, min_insync_replicas=min_isr).fitted(brokers)
+
+
+@pytest.mark.parametrize("rf, min_isr", [("3", "3"), ("2", "2"), ("2", "5")])
+def test_min_isr_not_below_the_replication_factor_is_refused_at_load(monkeypatch, rf, min_isr):
+    monkeypatch.setenv("CLUEBUS_TOPICS_REPLICATION_FACTOR", rf)
+    monkeypatch.setenv("CLUEBUS_TOPICS_MIN_INSYNC_REPLICAS", min_isr)
+    with pytest.raises(ValueError) as err:
+        cfg.load(TopicSettings)
+    message = str(err.value)
+    assert (
+        f"CLUEBUS_TOPICS_MIN_INSYNC_REPLICAS={min_isr} must be below CLUEBUS_TOPICS_REPLICATION_FACTOR={rf}" in message
+    )
+    assert "\n" not in message and "Value error" not in message

@@ -1,0 +1,66 @@
+"""The three-broker cluster the fault tests run on, started once per test session.
+
+Not started by ``scripts/test.sh``: this fixture starts it on ports from
+``CLUEBUS_TEST_BROKER_PORTS`` (six consecutive ports: three brokers, three controllers)
+under ``.run/test-cluster-<port>/`` and removes it at the end, so ``make test`` runs
+these tests next to the single broker everything else uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from services.common.settings import KafkaSettings
+from services.devkafka.cluster import LocalCluster
+
+from ..support import REPO, broker_ports
+from .admin import wait_in_sync
+from .harness import RESULTS
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    port = broker_ports(6)
+    run_dir = REPO / ".run" / f"test-cluster-{port}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    local = LocalCluster(port=port, brokers=3, run_dir=run_dir)
+    try:
+        local.up()
+        yield local
+    finally:
+        local.down()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# The shared fixtures of tests/integration (topics per test, service environments) read
+# these two; overriding both (not only the bootstrap) keeps the session-cached settings
+# of the single broker and of the cluster apart when one session runs both.
+@pytest.fixture(scope="session")
+def kafka_bootstrap(cluster: LocalCluster) -> str:
+    return cluster.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap=kafka_bootstrap, bootstrap_timeout_ms=10_000)
+
+
+@pytest.fixture(autouse=True)
+def whole_cluster(cluster: LocalCluster) -> None:
+    """Every test starts with all three nodes running and every replica in sync
+    (a failed test may have left a node down)."""
+    stopped = [n.node_id for n in cluster.nodes if not n.running()]
+    if stopped:
+        cluster.start_nodes(*stopped)
+    wait_in_sync(cluster.bootstrap, timeout=120)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The counts of every fault scenario that ran, printed even without ``-s``."""
+    if RESULTS:
+        terminalreporter.section("cluster fault scenarios")
+        for line in RESULTS:
+            terminalreporter.write_line(line)
