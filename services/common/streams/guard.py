@@ -203,6 +203,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         if not tps:
             return
         starts = await self.earliest_offsets(*tps)
+        log.info("guarded partitions positioned at their heads", partitions=len(tps))
         for tp in tps:
             start = starts.get(tp)
             if start is None:

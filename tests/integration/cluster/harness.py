@@ -220,6 +220,7 @@ class ClusterBus:
             "CLUEBUS_ADAPTER_PORT": str(self.ports[source]),
             "CLUEBUS_ADAPTER_RELAY_BACKOFF_MAX_S": "1",
             "CLUEBUS_ADAPTER_TOKENS_FILE": str(REPO / "deploy/adapters/demo-tokens.toml"),
+            "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",  # loopback only; TLS is tested in adapters/test_network.py
             **self.adapter_env,
         }
         return ["adapter", source], env

@@ -134,7 +134,7 @@ def test_chaos_every_accepted_report_is_decided_and_delivered(
         # up and idle, the posts begin, and other members join and die in the first seconds,
         # before the group has committed anything on most partitions (issue 20's window).
         first = router("idle-before-traffic")
-        first.wait_for("Worker ready", timeout=90)
+        first.wait_for("guarded partitions positioned at their heads", timeout=90)
         poster.start()
         for _ in range(3):
             r = router("joins-and-dies-during-first-records")
