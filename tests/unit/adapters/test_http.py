@@ -124,6 +124,20 @@ def test_invalid_reports_name_each_field_without_echoing_values(make_client):
     assert all(e["reason"] for e in r.json()["errors"])
 
 
+def test_an_invalid_subject_is_not_also_a_missing_one(make_client):
+    # pydantic counts only the items that validated, so one bad subject also gave
+    # "subjects: at least 1 item after validation, not 0" (found by schemathesis)
+    client = make_client()
+    body = submission(H, "short-1")
+    body["subjects"] = [{**body["subjects"][0], "id_number": "12345", "id_type": None}]
+    r = post(client, body)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["subjects.0.id_number"]
+    body["subjects"] = []
+    r = post(client, body)
+    assert [e["field"] for e in r.json()["errors"]] == ["subjects"]
+
+
 def test_dna_keys_are_refused_with_the_legal_reason(make_client):
     client = make_client()
     body = submission(H, "dna-1")
