@@ -8,13 +8,14 @@ Refusals are raised as :class:`ClientError` and answered by ``errors.py``'s hand
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from schemas import ReportStatus
+from schemas.report import UUID7_PATTERN
 from services.adapters.batch import CSV_TYPES, NDJSON_TYPES, BatchError, TooManyRows, parse_csv, parse_ndjson
 from services.adapters.errors import ClientError
 from services.adapters.intake import JSON_TYPES, SubmissionIntake, check_charset, idempotency_key, media_type, read_body
@@ -37,7 +38,21 @@ from services.common.metrics import exposition
 
 log = get_logger("cluebus.adapters")
 
-UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+class _ReportId(Convertor[str]):
+    """A path segment that is a UUIDv7: any other ``/v1/reports/<x>`` is no report, so the
+    router answers 404, and ``GET /v1/reports/batch`` is a 405 (POST only), not a receipt."""
+
+    regex = UUID7_PATTERN.removeprefix("^").removesuffix("$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("report_id", _ReportId())
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 408, 413, 415, 422, 429, 503)
 }
@@ -168,7 +183,7 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
         )
 
     @app.get(
-        "/v1/reports/{report_id}",
+        "/v1/reports/{report_id:report_id}",
         tags=["intake"],
         response_model=ReportStateOut,
         summary="The receipt of a report and where it stands per department",
@@ -176,13 +191,10 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
     )
     async def get_report(report_id: str, request: Request) -> ReportStateOut:
         cred = intake.authenticate(request)
-        not_found = ClientError(404, "not_found", "no report with this id from this system")
-        if not UUID7.match(report_id):
-            raise not_found
         assert rt.outbox is not None
         view = rt.outbox.receipt(report_id)
         if view is None or view.source_system != cred.source_system:
-            raise not_found
+            raise ClientError(404, "not_found", "no report with this id from this system")
         status = None
         if view.status is not None:
             parsed = ReportStatus.model_validate_json(view.status)

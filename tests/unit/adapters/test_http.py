@@ -197,6 +197,18 @@ def test_get_receipt_only_for_its_own_system(make_client):
     assert client.get("/v1/reports/01890000-0000-7000-8000-000000000001", headers=auth(H)).status_code == 404
 
 
+def test_report_paths_are_uuid7_so_the_batch_path_is_not_a_receipt(make_client):
+    client = make_client()
+    # GET /v1/reports/batch was "no report with this id" (404); it is POST only (schemathesis)
+    r = client.get("/v1/reports/batch", headers=auth(H))
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "method_not_allowed"
+    upper = "01890000-0000-7000-8000-00000000000A"  # ids are lower-case hex, as the adapter issues them
+    for path in ("/v1/reports/not-an-id", f"/v1/reports/{upper}", "/v1/reports/x/y"):
+        r = client.get(path)  # no token: an id that cannot exist is not a resource to authenticate for
+        assert r.status_code == 404 and r.json()["error"] == "not_found", path
+    assert client.get("/v1/reports/01890000-0000-7000-8000-000000000001").status_code == 401
+
+
 def test_get_receipt_shows_publication_and_the_latest_status(make_client):
     from schemas import referral_id_for
     from schemas.examples import load_examples
