@@ -59,6 +59,29 @@ NDJSON_TYPES = frozenset(
 )
 CSV_TYPES = frozenset({"text/csv", "application/csv"})
 
+# The reasons ({field, reason}) a whole upload is refused with (422). A schema of a string
+# cannot state them, so the OpenAPI document lists them (``x-cluebus-refusals``) with the rule.
+NO_ROWS = "no rows"
+NOT_UTF8 = "not UTF-8 text"
+NUL = "NUL character"
+NO_HEADER = "missing header row"
+UNKNOWN_COLUMN = "unknown column (see the CSV mapping)"
+REPEATED_COLUMN = "column appears twice"
+MALFORMED = "malformed CSV"
+CSV_REFUSALS: tuple[tuple[str, str], ...] = (
+    (NOT_UTF8, "The upload is UTF-8 text (a byte order mark is allowed)."),
+    (NUL, "The upload holds no NUL character."),
+    (NO_HEADER, "The first row names the columns."),
+    (UNKNOWN_COLUMN, "Every column header is a dotted path of the submission (the CSV mapping above)."),
+    (REPEATED_COLUMN, "No column header appears twice."),
+    (
+        MALFORMED,
+        "Quoted cells as in RFC 4180: a quote inside a quoted cell is doubled, and the closing quote "
+        "is followed by a comma or the end of the line.",
+    ),
+    (NO_ROWS, "At least one row after the header is not blank."),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -212,23 +235,23 @@ def parse_csv(body: bytes, model: type[BaseModel], max_rows: int) -> list[Row]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BatchError("the CSV is not UTF-8 text", [{"field": "body", "reason": "not UTF-8 text"}]) from None
+        raise BatchError("the CSV is not UTF-8 text", [{"field": "body", "reason": NOT_UTF8}]) from None
     if "\x00" in text:
-        raise BatchError("the CSV contains NUL characters", [{"field": "body", "reason": "NUL character"}])
+        raise BatchError("the CSV contains NUL characters", [{"field": "body", "reason": NUL}])
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
-            raise BatchError("the CSV has no header row", [{"field": "header", "reason": "missing header row"}])
+            raise BatchError("the CSV has no header row", [{"field": "header", "reason": NO_HEADER}])
         names = [h.strip() for h in header]
         problems: list[dict[str, str]] = []
         columns: list[Column] = []
         for index, name in enumerate(names, start=1):
             column = resolve_column(model, name) if name else None
             if column is None:
-                problems.append({"field": f"header.{index}", "reason": "unknown column (see the CSV mapping)"})
+                problems.append({"field": f"header.{index}", "reason": UNKNOWN_COLUMN})
             elif name in names[: index - 1]:
-                problems.append({"field": f"header.{index}", "reason": "column appears twice"})
+                problems.append({"field": f"header.{index}", "reason": REPEATED_COLUMN})
             columns.append(column)  # type: ignore[arg-type]
         if problems:
             raise BatchError("the CSV header has unknown or repeated columns", problems)
@@ -243,7 +266,7 @@ def parse_csv(body: bytes, model: type[BaseModel], max_rows: int) -> list[Row]:
         line = getattr(reader, "line_num", 0)
         raise BatchError(
             "the CSV cannot be read",
-            [{"field": f"line.{line}", "reason": f"malformed CSV ({exc})"}],
+            [{"field": f"line.{line}", "reason": f"{MALFORMED} ({exc})"}],
         ) from None
     return rows
 

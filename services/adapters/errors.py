@@ -60,7 +60,10 @@ class ClientError(Exception):
 def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     """``[{field, reason}]`` for each error: dotted paths, messages without the input values."""
     out: list[dict[str, str]] = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    # The input is read for one count below and never copied into the answer.
+    for err in exc.errors(include_url=False):
+        if _counted_after_items_failed(err):
+            continue
         reason = str(err.get("msg", "invalid"))
         for p in _PREFIXES:
             if reason.startswith(p):
@@ -74,6 +77,19 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]
             path = "body"
         out.append({"field": f"{prefix}{path}", "reason": reason})
     return out
+
+
+def _counted_after_items_failed(err: Any) -> bool:
+    """A too-short list whose items were there but failed validation.
+
+    pydantic counts only the items that validated: one invalid subject also yields
+    "subjects: should have at least 1 item after validation, not 0", a problem the sender
+    did not make; the item's own error says what is wrong.
+    """
+    if err.get("type") != "too_short":
+        return False
+    sent, wanted = err.get("input"), (err.get("ctx") or {}).get("min_length")
+    return isinstance(sent, list | tuple) and isinstance(wanted, int) and len(sent) >= wanted
 
 
 # -- the app's exception handlers: every rejection names its reason ------------------------------

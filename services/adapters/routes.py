@@ -8,14 +8,23 @@ Refusals are raised as :class:`ClientError` and answered by ``errors.py``'s hand
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from schemas import ReportStatus
-from services.adapters.batch import CSV_TYPES, NDJSON_TYPES, BatchError, TooManyRows, parse_csv, parse_ndjson
+from schemas.report import UUID7_PATTERN
+from services.adapters.batch import (
+    CSV_TYPES,
+    NDJSON_TYPES,
+    NO_ROWS,
+    BatchError,
+    TooManyRows,
+    parse_csv,
+    parse_ndjson,
+)
 from services.adapters.errors import ClientError
 from services.adapters.intake import JSON_TYPES, SubmissionIntake, check_charset, idempotency_key, media_type, read_body
 from services.adapters.outbox import Intake, OutboxError, Receipt
@@ -37,9 +46,51 @@ from services.common.metrics import exposition
 
 log = get_logger("cluebus.adapters")
 
-UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 408, 413, 415, 422, 429, 503)
+
+class _ReportId(Convertor[str]):
+    """A path segment that is a UUIDv7: any other ``/v1/reports/<x>`` is no report, so the
+    router answers 404, and ``GET /v1/reports/batch`` is a 405 (POST only), not a receipt."""
+
+    regex = UUID7_PATTERN.removeprefix("^").removesuffix("$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("report_id", _ReportId())
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+# The refusals every /v1/ route may answer, as the handlers and errors.py send them.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Unreadable request (e.g. a Content-Length that is not a number)."},
+    401: {
+        "model": ErrorOut,
+        "description": "No bearer token, or an unknown one.",
+        "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}},
+    },
+    403: {"model": ErrorOut, "description": "A token of another source, or a client certificate of another system."},
+    408: {"model": ErrorOut, "description": "The body did not arrive in time; the connection is closed."},
+    413: {"model": ErrorOut, "description": "The body, a batch's rows, or the encoded report is too large."},
+    415: {"model": ErrorOut, "description": "Unsupported content type or charset (UTF-8 only)."},
+    422: {"model": ErrorOut, "description": "Not valid: every problem as {field, reason}."},
+    429: {
+        "model": ErrorOut,
+        "description": "Rate limit of the address or the system, or too many failed authentications.",
+        "headers": _RETRY_AFTER,
+    },
+    503: {
+        "model": ErrorOut,
+        "description": "The outbox is full (Kafka away) or unavailable, or too many unfinished requests.",
+        "headers": _RETRY_AFTER,
+    },
 }
 
 
@@ -53,7 +104,19 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
         tags=["intake"],
         summary=f"Submit one {source} report",
         response_model=ReceiptOut,
-        responses=ERRORS,
+        responses={
+            202: {
+                "description": "Stored durably (fsynced); it will be published to Kafka.",
+                "headers": {
+                    "Location": {
+                        "description": "The receipt: GET it for the report's status.",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": f"^/v1/reports/{UUID7_PATTERN[1:]}"},
+                    }
+                },
+            },
+            **REFUSALS,
+        },
     )
     async def post_report(request: Request, response: Response) -> ReceiptOut:
         # Each request runs in its own asyncio task with its own copy of the log context, so
@@ -82,7 +145,7 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
         response_model=BatchOut,
         response_model_exclude_unset=True,
         summary="Submit many reports (JSON lines or CSV); each row is answered on its own",
-        responses=ERRORS,
+        responses=REFUSALS,
     )
     async def post_batch(request: Request) -> BatchOut:
         started = time.perf_counter()
@@ -109,7 +172,7 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
             except BatchError as exc:
                 raise ClientError(422, "invalid", str(exc), exc.errors) from None
             if not rows:
-                raise ClientError(422, "invalid", "the batch has no rows", [{"field": "body", "reason": "no rows"}])
+                raise ClientError(422, "invalid", "the batch has no rows", [{"field": "body", "reason": NO_ROWS}])
             results: list[RowResult | None] = []
             intakes: list[Intake] = []
             where: list[int] = []
@@ -168,21 +231,21 @@ def add_intake_routes(app: FastAPI, rt: AdapterRuntime, intake: SubmissionIntake
         )
 
     @app.get(
-        "/v1/reports/{report_id}",
+        "/v1/reports/{report_id:report_id}",
         tags=["intake"],
         response_model=ReportStateOut,
         summary="The receipt of a report and where it stands per department",
-        responses={code: {"model": ErrorOut} for code in (401, 403, 404, 429)},
+        responses={
+            **{code: REFUSALS[code] for code in (401, 403, 429)},
+            404: {"model": ErrorOut, "description": "No report with this id from this system."},
+        },
     )
     async def get_report(report_id: str, request: Request) -> ReportStateOut:
         cred = intake.authenticate(request)
-        not_found = ClientError(404, "not_found", "no report with this id from this system")
-        if not UUID7.match(report_id):
-            raise not_found
         assert rt.outbox is not None
         view = rt.outbox.receipt(report_id)
         if view is None or view.source_system != cred.source_system:
-            raise not_found
+            raise ClientError(404, "not_found", "no report with this id from this system")
         status = None
         if view.status is not None:
             parsed = ReportStatus.model_validate_json(view.status)

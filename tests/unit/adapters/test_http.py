@@ -124,6 +124,20 @@ def test_invalid_reports_name_each_field_without_echoing_values(make_client):
     assert all(e["reason"] for e in r.json()["errors"])
 
 
+def test_an_invalid_subject_is_not_also_a_missing_one(make_client):
+    # pydantic counts only the items that validated, so one bad subject also gave
+    # "subjects: at least 1 item after validation, not 0" (found by schemathesis)
+    client = make_client()
+    body = submission(H, "short-1")
+    body["subjects"] = [{**body["subjects"][0], "id_number": "12345", "id_type": None}]
+    r = post(client, body)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["subjects.0.id_number"]
+    body["subjects"] = []
+    r = post(client, body)
+    assert [e["field"] for e in r.json()["errors"]] == ["subjects"]
+
+
 def test_dna_keys_are_refused_with_the_legal_reason(make_client):
     client = make_client()
     body = submission(H, "dna-1")
@@ -181,6 +195,18 @@ def test_get_receipt_only_for_its_own_system(make_client):
     assert client.get(f"/v1/reports/{rid}", headers=auth(H, 2)).status_code == 404
     assert client.get("/v1/reports/not-an-id", headers=auth(H)).status_code == 404
     assert client.get("/v1/reports/01890000-0000-7000-8000-000000000001", headers=auth(H)).status_code == 404
+
+
+def test_report_paths_are_uuid7_so_the_batch_path_is_not_a_receipt(make_client):
+    client = make_client()
+    # GET /v1/reports/batch was "no report with this id" (404); it is POST only (schemathesis)
+    r = client.get("/v1/reports/batch", headers=auth(H))
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "method_not_allowed"
+    upper = "01890000-0000-7000-8000-00000000000A"  # ids are lower-case hex, as the adapter issues them
+    for path in ("/v1/reports/not-an-id", f"/v1/reports/{upper}", "/v1/reports/x/y"):
+        r = client.get(path)  # no token: an id that cannot exist is not a resource to authenticate for
+        assert r.status_code == 404 and r.json()["error"] == "not_found", path
+    assert client.get("/v1/reports/01890000-0000-7000-8000-000000000001").status_code == 401
 
 
 def test_get_receipt_shows_publication_and_the_latest_status(make_client):

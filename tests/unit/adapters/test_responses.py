@@ -79,3 +79,27 @@ def test_the_openapi_examples_are_accepted(make_client, source):
         )
         assert r.status_code == 200 and r.json()["rejected"] == 0, (media, r.text)
     assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize("source", [Source.hospital, Source.school])
+def test_the_openapi_document_states_what_the_schema_cannot(make_client, source):
+    """The refusals beyond the schemas, the headers the server sends, the form of a receipt id
+    (held against the server in tests/integration/adapters/test_openapi_conformance.py)."""
+    from schemas.model_rules import model_rules
+    from services.adapters.batch import CSV_REFUSALS
+
+    doc = make_client(source).get("/openapi.json").json()
+    single = doc["paths"]["/v1/reports"]["post"]
+    listed = single["requestBody"]["content"]["application/json"]["x-cluebus-refusals"]
+    assert [r["reason"] for r in listed] == [r.reason for r in model_rules(source)]
+    assert any("pupil_subject_index" in r["reason"] for r in listed) == (source == Source.school)
+    batch = doc["paths"]["/v1/reports/batch"]["post"]["requestBody"]["content"]
+    assert [r["reason"] for r in batch["text/csv"]["x-cluebus-refusals"]] == [r for r, _ in CSV_REFUSALS]
+    assert batch["application/x-ndjson"]["schema"]["pattern"]
+    responses = single["responses"]
+    assert responses["202"]["headers"]["Location"]["required"] is True
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["401"]["headers"]["WWW-Authenticate"]["schema"]["const"] == "Bearer"
+    receipt = doc["paths"]["/v1/reports/{report_id}"]["get"]
+    assert receipt["parameters"][0]["schema"]["pattern"].startswith("^[0-9a-f]{8}-")
+    assert "422" not in receipt["responses"] and "HTTPValidationError" not in json.dumps(doc)
