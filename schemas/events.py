@@ -39,9 +39,11 @@ from schemas.report import SOURCE_SYSTEM_PATTERN, UUID7_PATTERN
 # Fixed namespace of every derived id. Never change it: ids already on the bus would not match.
 NAMESPACE_CLUEBUS = UUID("6f1d2c1e-5b7a-4c35-9a43-6c7a3b0f2e91")
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-DEPARTMENT_ID = r"^[a-z][a-z0-9_]{0,39}$"
+_DEPARTMENT = r"[a-z][a-z0-9_]{0,39}"
+# The one pattern of a department id: it becomes part of a principal (dept-<id>), a group and a topic name.
+DEPARTMENT_ID = rf"^{_DEPARTMENT}$"
 STAFF_ID = r"^[A-Za-z0-9_.@-]{1,64}$"
-TARGET_PATTERN = r"^[a-z][a-z0-9_]{0,39}(\.[a-z][a-z0-9_]{0,39})?$"  # department or department.role
+TARGET_PATTERN = rf"^{_DEPARTMENT}(\.{_DEPARTMENT})?$"  # department or department.role
 
 
 def _uuid5(name: str) -> str:

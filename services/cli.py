@@ -95,10 +95,12 @@ def topics() -> None:
     """Create and list the bus's topics."""
 
 
-def _departments(rules_file: Path) -> list[str]:
+def _specs(rules_file: Path | None):  # type: ignore[no-untyped-def]
+    from services.common.topic_admin import topic_specs
     from services.rules import load_rules
 
-    return sorted(load_rules(rules_file).departments)
+    service = cfg.load(cfg.ServiceSettings)
+    return topic_specs(cfg.load(cfg.TopicSettings), load_rules(rules_file or service.rules_file))
 
 
 @topics.command("list")
@@ -106,10 +108,7 @@ def _departments(rules_file: Path) -> list[str]:
 @_friendly
 def topics_list(rules_file: Path | None) -> None:
     """Print every topic the configuration defines, without contacting Kafka."""
-    from services.common.topic_admin import topic_specs
-
-    service = cfg.load(cfg.ServiceSettings)
-    for spec in topic_specs(cfg.load(cfg.TopicSettings), _departments(rules_file or service.rules_file)):
+    for spec in _specs(rules_file):
         click.echo(f"{spec.name}\t{spec.partitions}\t{spec.purpose}")
 
 
@@ -118,11 +117,9 @@ def topics_list(rules_file: Path | None) -> None:
 @_friendly
 def topics_ensure(rules_file: Path | None) -> None:
     """Create every missing topic; existing topics are left as they are."""
-    from services.common.topic_admin import ensure_topics, topic_specs
+    from services.common.topic_admin import ensure_topics
 
-    service = cfg.load(cfg.ServiceSettings)
-    specs = topic_specs(cfg.load(cfg.TopicSettings), _departments(rules_file or service.rules_file))
-    result = ensure_topics(cfg.load(cfg.KafkaSettings), specs)
+    result = ensure_topics(cfg.load(cfg.KafkaSettings), _specs(rules_file))
     for name in result.created:
         click.echo(f"created  {name}")
     click.echo(f"{len(result.created)} created, {len(result.existing)} already present")

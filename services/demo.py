@@ -269,15 +269,16 @@ def _client(tls, source: str):  # type: ignore[no-untyped-def]
 def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]
     from services.inbox.client import DepartmentInbox
     from services.inbox.store import inbox_store_path
+    from services.rules import load_rules
 
     inbox = DepartmentInbox(
         kafka,
         topics,
+        load_rules(REPO / "routing_rules.toml"),
         "police",
         # The console's store for the police: one inbox store (and consumer group) per department.
         store=inbox_store_path(state / "state", "police"),
         user="officer.0042",
-        rules_file=REPO / "routing_rules.toml",
     )
     try:
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kafka.errors import TopicAlreadyExistsError, for_code
 
@@ -11,9 +11,16 @@ from services.common import kafka as kafka_clients
 from services.common.settings import KafkaSettings, TopicSettings
 from services.common.topics import SOURCES, TopicSpec
 
+if TYPE_CHECKING:
+    from services.rules import CompiledRules
 
-def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[TopicSpec]:
-    """Every topic of the bus under the configured prefix, with its configuration."""
+
+def topic_specs(settings: TopicSettings, rules: CompiledRules | None = None) -> list[TopicSpec]:
+    """Every topic of the bus under the configured prefix, with its configuration.
+
+    One referral topic per department of ``rules``, named as the rules name it (a ``topic``
+    override included); without rules, only the topics that do not depend on them.
+    """
     names = settings.names
     base = {"min.insync.replicas": str(settings.min_insync_replicas)}
 
@@ -28,7 +35,8 @@ def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[Top
 
     specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in SOURCES]
     specs += [
-        spec(names.referral(d), settings.referrals_retention_ms, f"referrals to {d}") for d in sorted(set(departments))
+        spec(rules.referral_topic(d, names), settings.referrals_retention_ms, f"referrals to {d}")
+        for d in sorted(rules.departments if rules is not None else ())
     ]
     specs += [
         spec(names.decisions, settings.decisions_retention_ms, "routing decisions (audit)"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SOURCES: tuple[str, ...] = ("hospital", "school", "labour", "marriage", "venue")
+# What Kafka accepts as a topic name (a department's referral topic override must be one).
+TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,7 @@ class TopicNames:
     def app_id(self, service: str) -> str:
         """Faust application id (consumer group and changelog prefix) of a service."""
         return f"{self.prefix}-{service}"
+
+    def inbox_group(self, department: str) -> str:
+        """Consumer group of one department's inbox (its committed offsets; one inbox store per department)."""
+        return self.app_id(f"inbox-{department}")

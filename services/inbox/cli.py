@@ -41,6 +41,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     from services.common.logging import configure
     from services.inbox.client import DepartmentInbox, InboxError
     from services.inbox.store import inbox_store_path
+    from services.rules import load_rules
 
     o = ctx.obj
     if needs_user and not o["user"]:
@@ -51,10 +52,10 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
         inbox = DepartmentInbox(
             cfg.load(cfg.KafkaSettings),
             cfg.load(cfg.TopicSettings),
+            load_rules(service.rules_file),
             o["department"],
             store=inbox_store_path(service.state_dir, o["department"]),
             user=o["user"] or "inbox",
-            rules_file=service.rules_file,
         )
     except (ValueError, InboxError) as exc:
         _fail(str(exc))

@@ -91,10 +91,8 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         out = route_report(rules, report, routed_at)
         deliveries = []
         for referral in out.referrals:
-            override = rules.departments[referral.department].topic
-            deliveries.append(
-                await topics.referral(referral.department, override).send(key=key, value=dump_event(referral))
-            )
+            topic = topics.referral(rules, referral.department)
+            deliveries.append(await topic.send(key=key, value=dump_event(referral)))
             metrics.referrals.labels(
                 department=referral.department, role=referral.role.value, priority=referral.priority.value
             ).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.topics import SOURCES, TopicNames
+from services.rules import CompiledRules
 
 
 class RouterTopics:
@@ -24,8 +25,9 @@ class RouterTopics:
         self._referrals: dict[str, Any] = {}
         self.report_topic_source = {names.report(s): s for s in SOURCES}
 
-    def referral(self, department: str, override: str | None = None) -> Any:
-        name = override or self._names.referral(department)
+    def referral(self, rules: CompiledRules, department: str) -> Any:
+        """The topic of a department's referrals, as the rules in force name it (override included)."""
+        name = rules.referral_topic(department, self._names)
         if name not in self._referrals:
             self._referrals[name] = self._topic(name)
         return self._referrals[name]

@@ -4,10 +4,11 @@ from services.common.settings import TopicSettings
 from services.common.topic_admin import topic_specs
 from services.common.topics import SOURCES, TopicNames
 from services.devkafka.broker import LauncherError, LocalBroker
+from tests.small_rules import small_rules
 
 
 def test_every_topic_family_is_specified_once():
-    specs = topic_specs(TopicSettings(prefix="x", partitions=4), ["police", "education", "police"])
+    specs = topic_specs(TopicSettings(prefix="x", partitions=4), small_rules(["police", "education"]))
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
     assert {f"x.reports.{s}" for s in SOURCES} <= set(names)

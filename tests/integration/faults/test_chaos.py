@@ -105,7 +105,7 @@ def test_chaos_every_accepted_report_is_decided_and_delivered(
     broker.up()
     started: list = []
     try:
-        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, rules.departments))
+        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, rules))
         # A killed member holds its partitions until its session expires: keep sessions short.
         env = {**service_env, "CLUEBUS_KAFKA_BOOTSTRAP": broker.bootstrap, "CLUEBUS_SESSION_TIMEOUT_S": "3"}
         ports = {s: free_port() for s in SOURCES}

@@ -46,9 +46,12 @@ class RecordingProducer:
         pass
 
 
+RULES = load_rules(REPO / "routing_rules.toml")
+
+
 @pytest.fixture
 def police_referral():
-    rules = load_rules(REPO / "routing_rules.toml")
+    rules = RULES
     data = load_examples("v1", "reports")["school-suspected_trafficking_child"]
     report = parse_report(json.dumps(data))
     (referral,) = [r for r in route_report(rules, report, datetime.now(UTC)).referrals if r.department == "police"]
@@ -60,6 +63,7 @@ def inbox(tmp_path, police_referral):
     box = DepartmentInbox(
         KafkaSettings(bootstrap="127.0.0.1:1"),
         TopicSettings(prefix="u"),
+        RULES,
         "police",
         store=tmp_path / "inbox.sqlite3",
         user="officer.1",
@@ -146,6 +150,7 @@ def test_user_must_be_a_staff_id(tmp_path):
         DepartmentInbox(
             KafkaSettings(bootstrap="127.0.0.1:1"),
             TopicSettings(prefix="u"),
+            RULES,
             "police",
             store=tmp_path / "x.sqlite3",
             user="Zhang San",
