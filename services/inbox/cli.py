@@ -108,6 +108,7 @@ def sync_command(ctx: click.Context) -> None:
 @click.pass_context
 def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
     """Referrals waiting on this department, most urgent and soonest due first."""
+    from schemas import Stage
     from services.inbox.store import dumps
 
     with _inbox(ctx) as inbox:
@@ -122,9 +123,7 @@ def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
         click.echo(f"{'REFERRAL':<36}  {'PRIORITY':<8}  {'ROLE':<11}  {'STAGE':<9}  {'CATEGORY':<28}  NEXT DUE")
         for item in items:
             due = item.next_due
-            owner = (
-                "  (case owner required)" if item.case_owner_required and item.stage in ("routed", "received") else ""
-            )
+            owner = "  (case owner required)" if item.case_owner_required and Stage(item.stage).undecided else ""
             click.echo(
                 f"{item.referral_id:<36}  {item.priority:<8}  {item.role:<11}  {item.stage:<9}  "
                 f"{item.category:<28}  {f'{due[0]} {_due(due[1])}' if due else '-'}{owner}"

@@ -31,7 +31,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from schemas import AccessChannel, AccessEvent, Ack, AckStage, DeclineReason, OutcomeCode, Referral
+from schemas import AccessChannel, AccessEvent, Ack, AckStage, DeclineReason, OutcomeCode, Referral, Stage
 from schemas.events import STAFF_ID, field_groups
 from schemas.lifecycle import ack_refusal
 from services.common import kafka as clients
@@ -204,7 +204,7 @@ class DepartmentInbox:
         return self.store.items()
 
     def all(self) -> list[InboxItem]:
-        return self.store.items(("routed", "received", "accepted", "declined", "completed"))
+        return self.store.items(tuple(Stage))
 
     def resolve(self, referral_id: str) -> str:
         """A full referral id from the id or its unique first characters."""
