@@ -44,7 +44,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.common.topics import SOURCES, TopicNames
+from schemas.enums import Source
+from services.common.topics import TopicNames
 from services.rules import CompiledRules
 
 ROUTER = "router"
@@ -120,7 +121,7 @@ def _faust_internals(user: str, app_id: str) -> list[Grant]:
     ]
 
 
-def derive_grants(prefix: str, rules: CompiledRules, sources: Iterable[str] = SOURCES) -> list[Grant]:
+def derive_grants(prefix: str, rules: CompiledRules, sources: Iterable[str] = tuple(Source)) -> list[Grant]:
     """Every ACL of the bus for one topic prefix and the rules' departments, sorted; no duplicates.
 
     A department's referral topic is the one the rules name (``CompiledRules.referral_topic``).
@@ -195,7 +196,7 @@ def unmanaged(grants: Iterable[Grant], prefix: str) -> list[Grant]:
     return [g for g in grants if not is_managed(g, prefix)]
 
 
-def all_principals(departments: Iterable[str], sources: Iterable[str] = SOURCES) -> list[str]:
+def all_principals(departments: Iterable[str], sources: Iterable[str] = tuple(Source)) -> list[str]:
     """Every principal (user name) of the bus except the admin, sorted."""
     users = {ROUTER, TRACKER, RECONCILER, CONSOLE}
     users |= {adapter_principal(s) for s in sources}

@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from schemas import Source
-
-ENVELOPE_KEYS = ("schema_version", "report_id", "source", "source_system", "received_at")
+from schemas import ENVELOPE_FIELDS, Source
 
 
 @click.group("adapter")
@@ -228,7 +226,7 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
         data = examples[key]
     else:
         data = examples[sorted(examples)[0]]
-    data = {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}
+    data = {k: v for k, v in data.items() if k not in ENVELOPE_FIELDS}
     data["source_ref"] = f"try-{uuid7()[:23]}"
     return data
 
@@ -294,10 +292,10 @@ def send_command(
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.BadParameter(f"{file} is not a JSON file ({exc})") from None
         if isinstance(data, dict):
-            stamped = [k for k in ENVELOPE_KEYS if k in data]
+            stamped = [k for k in ENVELOPE_FIELDS if k in data]
             if stamped:
                 click.echo(f"note: removed {', '.join(stamped)} (the adapter stamps them)", err=True)
-                data = {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}
+                data = {k: v for k, v in data.items() if k not in ENVELOPE_FIELDS}
         body = json.dumps(data, ensure_ascii=False).encode()
         endpoint, headers["Content-Type"] = "/v1/reports", "application/json"
     try:

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from kafka.errors import TopicAlreadyExistsError, for_code
 
+from schemas.enums import Source
 from services.common import kafka as kafka_clients
 from services.common.settings import KafkaSettings, TopicSettings
-from services.common.topics import SOURCES, TopicSpec
+from services.common.topics import TopicSpec
 
 if TYPE_CHECKING:
     from services.rules import CompiledRules
@@ -33,7 +34,7 @@ def topic_specs(settings: TopicSettings, rules: CompiledRules | None = None) -> 
             purpose=purpose,
         )
 
-    specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in SOURCES]
+    specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in Source]
     specs += [
         spec(rules.referral_topic(d, names), settings.referrals_retention_ms, f"referrals to {d}")
         for d in sorted(rules.departments if rules is not None else ())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.topics import SOURCES, TopicNames
+from schemas.enums import Source
+from services.common.topics import TopicNames
 from services.rules import CompiledRules
 
 
@@ -23,7 +24,7 @@ class RouterTopics:
         self.decisions = topic(names.decisions)
         self.deadletter = topic(names.deadletter)
         self._referrals: dict[str, Any] = {}
-        self.report_topic_source = {names.report(s): s for s in SOURCES}
+        self.report_topic_source = {names.report(s): s.value for s in Source}
 
     def referral(self, rules: CompiledRules, department: str) -> Any:
         """The topic of a department's referrals, as the rules in force name it (override included)."""

@@ -1,10 +1,13 @@
 import pytest
 
+from schemas.enums import Source
 from services.common.settings import TopicSettings
 from services.common.topic_admin import topic_specs
-from services.common.topics import SOURCES, TopicNames
+from services.common.topics import TopicNames
 from services.devkafka.broker import LauncherError, LocalBroker
 from tests.small_rules import small_rules
+
+SOURCES = [s.value for s in Source]
 
 
 def test_every_topic_family_is_specified_once():

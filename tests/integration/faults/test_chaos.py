@@ -28,12 +28,14 @@ import httpx
 import pytest
 
 from schemas import Referral, RoutingDecision
+from schemas.enums import Source
 from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
-from services.common.topics import SOURCES
 from services.rules import load_rules
 
 from ..support import REPO, adapter_env, collect, free_port, free_port_pair, wait_healthy
+
+SOURCES = [s.value for s in Source]
 
 EXAMPLES = {s: json.loads((REPO / f"deploy/adapters/examples/{s}.json").read_text()) for s in SOURCES}
 RATE = 15.0  # posts per second over the five adapters

@@ -4,9 +4,11 @@ import random
 
 import pytest
 
+from schemas.enums import Source
 from services.acl.model import Grant, all_principals, derive_grants, diff, is_managed, render_table
-from services.common.topics import SOURCES
 from tests.small_rules import small_rules
+
+SOURCES = [s.value for s in Source]
 
 RULES = small_rules(["police", "education"])
 
