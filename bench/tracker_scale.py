@@ -20,7 +20,7 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from schemas import parse_report
+from schemas import parse_report, referral_id_for
 from schemas.examples import load_examples
 from services.common.ids import uuid7
 from services.router.routing import route_report
@@ -42,7 +42,7 @@ def build(n_referrals: int, tracker: Tracker, decisions: list) -> tuple[dict[byt
         i += 1
         report_id = uuid7()
         recipients = tuple(
-            r.model_copy(update={"referral_id": f"{report_id}/{r.department}"}) for r in template.recipients
+            r.model_copy(update={"referral_id": referral_id_for(report_id, r.department)}) for r in template.recipients
         )
         decision = template.model_copy(
             update={"report_id": report_id, "decision_id": report_id, "recipients": recipients}
@@ -86,6 +86,7 @@ def measure(n: int, tracker: Tracker, decisions: list) -> dict:
         "reports": reports,
         "bytes_per_referral": round(total_bytes / referrals),
         "table_bytes_per_referral": round(table_bytes / referrals),
+        "state_bytes_per_referral": round(sum(len(v) for v in table.values()) / referrals, 1),  # the codec's output
         "index_rebuild_s": round(rebuild_s, 3),
         "clock_scan_idle_us": round(idle_scan_us, 2),
         "clock_scan_due_ms": round(busy_scan_ms, 3),
