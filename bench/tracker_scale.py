@@ -25,7 +25,8 @@ from schemas.examples import load_examples
 from services.common.ids import uuid7
 from services.router.routing import route_report
 from services.rules import load_rules
-from services.tracker.agents import TrackerIndex
+from services.tracker import codec
+from services.tracker.index import TrackerIndex
 from services.tracker.state import Tracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def build(n_referrals: int, tracker: Tracker, decisions: list) -> tuple[dict[byt
             update={"report_id": report_id, "decision_id": report_id, "recipients": recipients}
         )
         out = tracker.on_decision(None, decision, i % 6, now)
-        table[report_id.encode()] = out.track.to_bytes()
+        table[report_id.encode()] = codec.encode(out.track)
         count += len(out.track.refs)
     return table, now
 
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tracker_scale.json")
     args = parser.parse_args()
     rules = load_rules(REPO / "routing_rules.toml")
-    tracker = Tracker(rules)
+    tracker = Tracker(lambda: rules)
     routed_at = datetime.now(UTC) - timedelta(minutes=1)
     decisions = [
         route_report(rules, parse_report(json.dumps({**d, "received_at": routed_at.isoformat()})), routed_at).decision

@@ -466,6 +466,18 @@ class ReportStatus(Event):
         return other is None or (other.report_id == self.report_id and self.seq > other.seq)
 
 
+class Tick(Event):
+    """Internal to the tracker: its clock asks its own agent to look at a report now.
+
+    Keyed by report_id on ``<prefix>.tracker.ticks``, a topic only the tracker reads
+    and writes; the agent acts on the key (the report), so a tick repeated or late
+    is harmless: the state says what, if anything, is due.
+    """
+
+    report_id: str = Field(pattern=UUID7_PATTERN)
+    at: AwareDatetime = Field(description="When the clock found the report due.")
+
+
 FIELD_GROUP = r"^[a-z][a-z0-9_]{0,63}$"
 
 
@@ -538,4 +550,5 @@ EVENT_MODELS: dict[str, type[Model]] = {
     "RoutingDecision": RoutingDecision,
     "ReportStatus": ReportStatus,
     "AccessEvent": AccessEvent,
+    "Tick": Tick,
 }
