@@ -277,7 +277,7 @@ class DeadLetter(Event):
 
     ``error`` says what was wrong by field and reason only: producers must pass
     the validation *messages*, never the offending input values (use
-    ``services.common.deadletter.describe_error``). The original bytes, which may
+    ``services.deadletter.letters.describe_error``). The original bytes, which may
     hold personal data, stay in ``value_b64`` and are shown only by ``summary()``'s
     byte count.
     """

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import dump_event, parse_report
-from services.common.deadletter import dead_letter
 from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent
+from services.deadletter.letters import dead_letter
 from services.router.metrics import RouterMetrics
 from services.router.routing import route_report
 from services.router.topics import RouterTopics

@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import Ack, DeadLetter, RoutingDecision, Tick, dump_event
-from services.common.deadletter import dead_letter, describe_error
 from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent
+from services.deadletter.letters import dead_letter, describe_error
 from services.tracker import codec
 from services.tracker.index import TrackerIndex
 from services.tracker.metrics import TrackerMetrics

@@ -5,6 +5,7 @@ from services.common.settings import TopicSettings
 from services.common.topic_admin import topic_specs
 from services.common.topics import TopicNames
 from services.devkafka.broker import LauncherError, LocalBroker
+from tests.conftest import REPO
 from tests.small_rules import small_rules
 
 SOURCES = [s.value for s in Source]
@@ -45,3 +46,24 @@ def test_launcher_properties_use_kraft_on_the_given_ports(tmp_path):
     assert props["auto.create.topics.enable"] == "false"
     assert not broker.running()
     assert "not running" in broker.down()
+
+
+def test_every_module_with_commands_is_registered_and_every_command_has_one_home():
+    import ast
+
+    from services import cli
+
+    with_commands = set()
+    for path in [*REPO.glob("services/**/*.py"), *REPO.glob("schemas/*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(
+            isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "COMMANDS" for t in n.targets) for n in tree.body
+        ):
+            with_commands.add(".".join(path.relative_to(REPO).with_suffix("").parts))
+    assert with_commands == set(cli.SUBSYSTEM_MODULES)
+    assert "deadletters" in cli.main.commands and "router" in cli.main.commands
+    from services.deadletter.cli import deadletters_command
+    from services.router.cli import COMMANDS as ROUTER_COMMANDS
+
+    assert cli.main.commands["deadletters"] is deadletters_command
+    assert [c.name for c in ROUTER_COMMANDS] == ["router"]
