@@ -60,6 +60,7 @@ class _LogGuard:
 
 def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
     from services.adapters.app import create_app
+    from services.adapters.runtime import AdapterRuntime, KafkaClients
     from services.adapters.server import serve, tls_context
     from services.adapters.settings import AdapterSettings
     from services.common import settings as cfg
@@ -79,13 +80,14 @@ def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
         guard = _LogGuard()
         for handler in logging.getLogger().handlers:
             handler.addFilter(guard)
-        app = create_app(
+        runtime = AdapterRuntime(
             source,
             settings,
-            kafka_settings=cfg.load(cfg.KafkaSettings),
+            kafka=KafkaClients(cfg.load(cfg.KafkaSettings), source, settings),
             topic_settings=cfg.load(cfg.TopicSettings),
             state_dir=service.state_dir,
         )
+        app = create_app(runtime)
         tls_context(settings)  # a TLS misconfiguration is one line at start, like the rest
     except (ValueError, OSError) as exc:  # settings, tokens file, TLS files: one line, no traceback
         click.echo(f"cluebus: error: {exc}", err=True)
