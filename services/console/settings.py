@@ -14,7 +14,7 @@ from services.common.settings import KafkaSettings, _Settings
 
 class ConsoleSettings(_Settings):
     section: ClassVar[str] = "console"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_CONSOLE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_CONSOLE_")
 
     host: str = "127.0.0.1"
     port: int = Field(8443, ge=0, le=65535)
