@@ -58,16 +58,15 @@ def police_referral():
     return referral
 
 
+def police_inbox(store, user: str) -> DepartmentInbox:  # type: ignore[no-untyped-def]
+    return DepartmentInbox(
+        KafkaSettings(bootstrap="127.0.0.1:1"), TopicSettings(prefix="u"), RULES, "police", store=store, user=user
+    )
+
+
 @pytest.fixture
 def inbox(tmp_path, police_referral):
-    box = DepartmentInbox(
-        KafkaSettings(bootstrap="127.0.0.1:1"),
-        TopicSettings(prefix="u"),
-        RULES,
-        "police",
-        store=tmp_path / "inbox.sqlite3",
-        user="officer.1",
-    )
+    box = police_inbox(tmp_path / "inbox.sqlite3", "officer.1")
     with box.store.transaction() as db:
         box.store.add(db, police_referral)
     box._producer = RecordingProducer()
@@ -147,14 +146,7 @@ def test_a_redelivered_referral_is_stored_once(inbox, police_referral):
 
 def test_user_must_be_a_staff_id(tmp_path):
     with pytest.raises(InboxError, match="not a staff id"):
-        DepartmentInbox(
-            KafkaSettings(bootstrap="127.0.0.1:1"),
-            TopicSettings(prefix="u"),
-            RULES,
-            "police",
-            store=tmp_path / "x.sqlite3",
-            user="Zhang San",
-        )
+        police_inbox(tmp_path / "x.sqlite3", "Zhang San")
 
 
 def test_show_records_who_opened_which_field_groups_and_never_the_values(inbox, police_referral):
