@@ -287,7 +287,7 @@ def main() -> None:
         from services.common.settings import KafkaSettings, TopicSettings
         from services.common.topic_admin import ensure_topics, topic_specs
 
-        ensure_topics(KafkaSettings(bootstrap=args.bootstrap), topic_specs(TopicSettings(prefix=prefix), []))
+        ensure_topics(KafkaSettings(bootstrap=args.bootstrap), topic_specs(TopicSettings(prefix=prefix)))
 
     # Both servers run side by side; the load alternates between them for ``rounds`` rounds
     # so that a burst of other work on the machine hits both alike. Each target's figures

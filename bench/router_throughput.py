@@ -81,12 +81,8 @@ def make_bus(bootstrap: str, prefix: str) -> tuple[Any, Any, Any]:
     rules = load_rules(RULES_FILE)
     kafka = KafkaSettings(bootstrap=bootstrap)
     topics = TopicSettings(prefix=prefix, partitions=kb.PARTITIONS)
-    ensure_topics(kafka, topic_specs(topics, rules.departments))
+    ensure_topics(kafka, topic_specs(topics, rules))
     return topics.names, rules, kafka
-
-
-def referral_topic(names: Any, rules: Any, department: str) -> str:
-    return rules.departments[department].topic or names.referral(department)
 
 
 class EndOffsets:
@@ -120,7 +116,7 @@ def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]
     expected: Counter[str] = Counter()
     for r in reports:
         for referral in route_report(rules, r, now).referrals:
-            expected[referral_topic(names, rules, referral.department)] += 1
+            expected[rules.referral_topic(referral.department, names)] += 1
     values = [(names.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
     produce(bootstrap, values)
     return prefix, names, dict(expected), sum(expected.values()), sum(len(v) for _, _, v in values)

@@ -99,7 +99,7 @@ def main() -> None:
     bootstrap = args.bootstrap
     topics = TopicSettings(prefix=kb.fresh_prefix(bootstrap), partitions=kb.PARTITIONS)
     rules = load_rules(REPO / "routing_rules.toml")
-    ensure_topics(KafkaSettings(bootstrap=bootstrap), topic_specs(topics, rules.departments))
+    ensure_topics(KafkaSettings(bootstrap=bootstrap), topic_specs(topics, rules))
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, batch_size=256 * 1024

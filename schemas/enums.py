@@ -1,4 +1,9 @@
-"""Enumerations shared by reports, referrals and acknowledgements."""
+"""Enumerations shared by reports, referrals and acknowledgements.
+
+Over 400 lines on purpose: every enumeration of the published contracts in one
+list (most lines are members and what each means), and the lifecycle's rules
+beside the ``Stage`` enum that owns them.
+"""
 
 from __future__ import annotations
 
@@ -111,6 +116,8 @@ class Role(StrEnum):
     cooperating = "cooperating"  # 配合
 
 
+# The one owner of the lifecycle: the tracker, the inboxes, the console and schemas/lifecycle.py ask it.
+# (Its docstring is the published contracts' description of a stage.)
 class Stage(StrEnum):
     """A referral's lifecycle: routed -> received -> accepted | declined; accepted -> completed.
 
@@ -127,11 +134,27 @@ class Stage(StrEnum):
 
     @property
     def rank(self) -> int:
-        return {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}[self.value]
+        """Order of the stages; ``accepted`` and ``declined`` share a rank: neither may follow the other."""
+        return _STAGE_RANK[self.value]
 
     @property
     def terminal(self) -> bool:
         return self in (Stage.declined, Stage.completed)
+
+    @property
+    def open(self) -> bool:
+        """The department still owes something (a receipt, a decision or a completion)."""
+        return not self.terminal
+
+    @property
+    def undecided(self) -> bool:
+        """Neither accepted nor declined yet (a required case owner is still to be named)."""
+        return self in (Stage.routed, Stage.received)
+
+    @property
+    def waiting_on(self) -> DueStage | None:
+        """The clock a referral at this stage waits on (None: closed)."""
+        return _WAITING_ON[self]
 
     @property
     def next_stages(self) -> frozenset[Stage]:
@@ -143,6 +166,7 @@ class Stage(StrEnum):
         return Stage(stage) in _NEXT_STAGES[self]
 
 
+_STAGE_RANK = {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}
 _NEXT_STAGES: dict[Stage, frozenset[Stage]] = {
     Stage.routed: frozenset({Stage.received, Stage.accepted, Stage.declined}),
     Stage.received: frozenset({Stage.accepted, Stage.declined}),
@@ -150,6 +174,7 @@ _NEXT_STAGES: dict[Stage, frozenset[Stage]] = {
     Stage.declined: frozenset(),
     Stage.completed: frozenset(),
 }
+OPEN_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s.open)
 
 
 class AckStage(StrEnum):
@@ -178,6 +203,15 @@ class DueStage(StrEnum):
     received = "received"
     decided = "decided"  # accepted or declined
     completed = "completed"
+
+
+_WAITING_ON: dict[Stage, DueStage | None] = {
+    Stage.routed: DueStage.received,
+    Stage.received: DueStage.decided,
+    Stage.accepted: DueStage.completed,
+    Stage.declined: None,
+    Stage.completed: None,
+}
 
 
 class SubjectRole(StrEnum):

@@ -4,6 +4,9 @@ Ids of referrals, acks and escalations are derived (uuid5) from what they are
 about, never random: a report processed twice yields the same ids, so
 at-least-once delivery stays idempotent, and every event is checked against
 the derivation so that an ack cannot name another department's referral.
+
+Over 400 lines on purpose: every event model of the bus in one module, since they
+share the derived ids and the patterns they are checked against.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from schemas.report import SOURCE_SYSTEM_PATTERN, UUID7_PATTERN
 # Fixed namespace of every derived id. Never change it: ids already on the bus would not match.
 NAMESPACE_CLUEBUS = UUID("6f1d2c1e-5b7a-4c35-9a43-6c7a3b0f2e91")
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-DEPARTMENT_ID = r"^[a-z][a-z0-9_]{0,39}$"
+_DEPARTMENT = r"[a-z][a-z0-9_]{0,39}"
+# The one pattern of a department id: it becomes part of a principal (dept-<id>), a group and a topic name.
+DEPARTMENT_ID = rf"^{_DEPARTMENT}$"
 STAFF_ID = r"^[A-Za-z0-9_.@-]{1,64}$"
-TARGET_PATTERN = r"^[a-z][a-z0-9_]{0,39}(\.[a-z][a-z0-9_]{0,39})?$"  # department or department.role
+TARGET_PATTERN = rf"^{_DEPARTMENT}(\.{_DEPARTMENT})?$"  # department or department.role
 
 
 def _uuid5(name: str) -> str:
@@ -275,7 +280,7 @@ class DeadLetter(Event):
 
     ``error`` says what was wrong by field and reason only: producers must pass
     the validation *messages*, never the offending input values (use
-    ``services.common.deadletter.describe_error``). The original bytes, which may
+    ``services.deadletter.letters.describe_error``). The original bytes, which may
     hold personal data, stay in ``value_b64`` and are shown only by ``summary()``'s
     byte count.
     """
@@ -464,6 +469,18 @@ class ReportStatus(Event):
         return other is None or (other.report_id == self.report_id and self.seq > other.seq)
 
 
+class Tick(Event):
+    """Internal to the tracker: its clock asks its own agent to look at a report now.
+
+    Keyed by report_id on ``<prefix>.tracker.ticks``, a topic only the tracker reads
+    and writes; the agent acts on the key (the report), so a tick repeated or late
+    is harmless: the state says what, if anything, is due.
+    """
+
+    report_id: str = Field(pattern=UUID7_PATTERN)
+    at: AwareDatetime = Field(description="When the clock found the report due.")
+
+
 FIELD_GROUP = r"^[a-z][a-z0-9_]{0,63}$"
 
 
@@ -536,4 +553,5 @@ EVENT_MODELS: dict[str, type[Model]] = {
     "RoutingDecision": RoutingDecision,
     "ReportStatus": ReportStatus,
     "AccessEvent": AccessEvent,
+    "Tick": Tick,
 }

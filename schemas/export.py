@@ -99,20 +99,7 @@ def _asyncapi() -> dict[str, Any]:
                 "access-event",
                 "A person opened a referral's personal data (who, which field groups, when; no values)",
             ),
-            "Tick": {
-                "name": "Tick",
-                "summary": "Internal: the tracker's clock asks its agent to re-check a report",
-                "contentType": "application/json",
-                "bindings": {"kafka": {"key": key, "bindingVersion": "0.5.0"}},
-                "payload": {
-                    "type": "object",
-                    "properties": {
-                        "report_id": {"type": "string"},
-                        "at": {"type": "string", "format": "date-time"},
-                    },
-                    "required": ["report_id", "at"],
-                },
-            },
+            "Tick": message("Tick", "tick", "Internal: the tracker's clock asks its agent to re-check a report"),
         }
     )
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# declined and accepted share a rank: neither may follow the other.
-_RANK = {"routed": 0, "received": 1, "accepted": 2, "declined": 2, "completed": 3}
-CLOSED_STAGES = ("declined", "completed")
+from schemas.enums import Stage
 
 
 class AckRefusal(NamedTuple):
@@ -19,20 +17,22 @@ class AckRefusal(NamedTuple):
 
 
 def ack_refusal(
-    current: str, new: str, *, case_owner_required: bool = False, case_owner: str | None = None
+    current: Stage | str, new: Stage | str, *, case_owner_required: bool = False, case_owner: str | None = None
 ) -> AckRefusal | None:
     """Why acknowledging stage ``new`` of a referral now at ``current`` is refused, or None.
 
-    Repeating the current stage is not refused (acknowledgements are idempotent).
+    Repeating the current stage is not refused (acknowledgements are idempotent). The
+    order of the stages is the :class:`~schemas.enums.Stage` enum's.
     """
+    current, new = Stage(current), Stage(new)
     if current == new:
         return None
-    if current in CLOSED_STAGES:
-        return AckRefusal("referral_closed", f"referral is already {current}; cannot record {new}")
-    if _RANK[new] <= _RANK[current]:  # e.g. received after accepted, declined after accepted
-        return AckRefusal("stage_backwards", f"referral is {current}; {new} would go back")
-    if new == "completed" and current != "accepted":
+    if current.terminal:
+        return AckRefusal("referral_closed", f"referral is already {current.value}; cannot record {new.value}")
+    if new.rank <= current.rank:  # e.g. received after accepted, declined after accepted
+        return AckRefusal("stage_backwards", f"referral is {current.value}; {new.value} would go back")
+    if not current.can_move_to(new):  # the one forward step that is not allowed: completing unaccepted
         return AckRefusal("not_accepted", "a referral is completed only after it was accepted")
-    if new == "accepted" and case_owner_required and not case_owner:
+    if new == Stage.accepted and case_owner_required and not case_owner:
         return AckRefusal("case_owner_required", "this referral's acceptance must name a case owner")
     return None

@@ -152,10 +152,12 @@ def topics() -> None:
     """Create and list the bus's topics."""
 
 
-def _departments(rules_file: Path) -> list[str]:
+def _specs(rules_file: Path | None):  # type: ignore[no-untyped-def]
+    from services.common.topic_admin import topic_specs
     from services.rules import load_rules
 
-    return sorted(load_rules(rules_file).departments)
+    service = cfg.load(cfg.ServiceSettings)
+    return topic_specs(cfg.load(cfg.TopicSettings), load_rules(rules_file or service.rules_file))
 
 
 @topics.command("list")
@@ -163,10 +165,7 @@ def _departments(rules_file: Path) -> list[str]:
 @_friendly
 def topics_list(rules_file: Path | None) -> None:
     """Print every topic the configuration defines, without contacting Kafka."""
-    from services.common.topic_admin import topic_specs
-
-    service = cfg.load(cfg.ServiceSettings)
-    for spec in topic_specs(cfg.load(cfg.TopicSettings), _departments(rules_file or service.rules_file)):
+    for spec in _specs(rules_file):
         click.echo(f"{spec.name}\t{spec.partitions}\t{spec.purpose}")
 
 
@@ -175,11 +174,9 @@ def topics_list(rules_file: Path | None) -> None:
 @_friendly
 def topics_ensure(rules_file: Path | None) -> None:
     """Create every missing topic; existing topics are left as they are."""
-    from services.common.topic_admin import ensure_topics, topic_specs
+    from services.common.topic_admin import ensure_topics
 
-    service = cfg.load(cfg.ServiceSettings)
-    specs = topic_specs(cfg.load(cfg.TopicSettings), _departments(rules_file or service.rules_file))
-    result = ensure_topics(cfg.load(cfg.KafkaSettings), specs)
+    result = ensure_topics(cfg.load(cfg.KafkaSettings), _specs(rules_file))
     for name in result.created:
         click.echo(f"created  {name}")
     click.echo(
@@ -191,9 +188,8 @@ def topics_ensure(rules_file: Path | None) -> None:
         sys.exit(1)
 
 
-# Each subsystem module lists its click commands in ``COMMANDS``; a module that
-# does not exist yet is simply not offered. Import errors of existing modules
-# are not hidden.
+# Each subsystem module lists its click commands in ``COMMANDS``
+# (tests/unit/test_topics_and_launcher.py checks that every ``cli.py`` is here).
 SUBSYSTEM_MODULES = (
     "schemas.cli",
     "services.adapters.cli",
@@ -205,22 +201,17 @@ SUBSYSTEM_MODULES = (
     "services.acl.cli",
     "services.audit.cli",
     "services.console.cli",
+    "services.deadletter.cli",
     "services.demo",
 )
 
 
 def _register_subsystems() -> None:
     import importlib
-    import importlib.util
 
     for name in SUBSYSTEM_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:  # parent package absent
-            found = False
-        if found:
-            for command in importlib.import_module(name).COMMANDS:
-                main.add_command(command)
+        for command in importlib.import_module(name).COMMANDS:
+            main.add_command(command)
 
 
 _register_subsystems()

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import click
 
+from schemas.enums import Source
+from services.adapters import DEFAULT_PORTS as ADAPTER_PORTS
 from services.common import settings as cfg
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("hospital", "school", "labour", "marriage", "venue")
 EXAMPLES = REPO / "deploy" / "adapters" / "examples"
 DEMO_TOKENS = REPO / "deploy" / "adapters" / "demo-tokens.toml"
-ADAPTER_PORTS = {"hospital": 8101, "school": 8102, "labour": 8103, "marriage": 8104, "venue": 8105}
 CONSOLE_PORT = 8443
 DEMO_PASSWORD = "jinghai-demo-2026"  # noqa: S105 - printed for the demo's own throw-away accounts
 DEMO_USERS = (  # staff id, department, role
@@ -139,7 +139,7 @@ def demo_command(exit_after: bool, keep_running: bool) -> None:
     }
     from services.adapters.tls_dev import make_dev_tls
 
-    tls = make_dev_tls(state / "tls", [f"demo-{source}-sys" for source in SOURCES])
+    tls = make_dev_tls(state / "tls", [f"demo-{source}-sys" for source in Source])
     env |= tls.env(mutual=True)
     procs = Processes(state / "logs", env)
     _say(f"cluebus demo: Kafka at {kafka.bootstrap}, topics under '{topics.prefix}', logs in {procs.log_dir}")
@@ -147,13 +147,13 @@ def demo_command(exit_after: bool, keep_running: bool) -> None:
         _demo_users(state / "state")
         procs.start("router", "router", "--metrics-port", "9301")
         procs.start("tracker", "tracker", "--metrics-port", "9302")
-        for source in SOURCES:
+        for source in Source:
             procs.start(f"adapter-{source}", "adapter", source)
         procs.start("reconciler", "reconciler", "--metrics-port", "9303")
         procs.start("console", "console", "--dev-tls", "--port", str(CONSOLE_PORT))
-        clients = {source: _client(tls, source) for source in SOURCES}
+        clients = {source: _client(tls, source) for source in Source}
         client = httpx.Client(timeout=10)  # the tracker's plain metrics endpoint
-        for source in SOURCES:
+        for source in Source:
             _wait(
                 lambda s=source: clients[s].get(f"https://localhost:{ADAPTER_PORTS[s]}/readyz").status_code == 200,
                 f"the {source} adapter",
@@ -170,7 +170,7 @@ def demo_command(exit_after: bool, keep_running: bool) -> None:
 
         _say("1. Each sector's system posts a report to its adapter:")
         receipts = {}
-        for source in SOURCES:
+        for source in Source:
             body = json.loads((EXAMPLES / f"{source}.json").read_text())
             body["source_ref"] = f"demo-{source}-{uuid.uuid4().hex[:8]}"
             answer = clients[source].post(
@@ -269,15 +269,16 @@ def _client(tls, source: str):  # type: ignore[no-untyped-def]
 def _police_inbox(kafka, topics, state: Path, report_id: str, procs: Processes) -> None:  # type: ignore[no-untyped-def]
     from services.inbox.client import DepartmentInbox
     from services.inbox.store import inbox_store_path
+    from services.rules import load_rules
 
     inbox = DepartmentInbox(
         kafka,
         topics,
+        load_rules(REPO / "routing_rules.toml"),
         "police",
         # The console's store for the police: one inbox store (and consumer group) per department.
         store=inbox_store_path(state / "state", "police"),
         user="officer.0042",
-        rules_file=REPO / "routing_rules.toml",
     )
     try:
 

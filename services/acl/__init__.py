@@ -1,14 +1,14 @@
 """Principals and ACLs as code.
 
-:mod:`services.acl.model` derives every ACL the bus needs from the department
-list of ``routing_rules.toml`` and the fixed list of services;
+:mod:`services.acl.model` derives every ACL the bus needs from the departments
+of ``routing_rules.toml`` (as ``load_rules`` reads them, referral topic overrides
+included) and the fixed list of services;
 :mod:`services.acl.kafka_acls` compares them with the broker and applies the
 difference; :mod:`services.acl.users` sets each principal's SCRAM credential
 from secrets kept outside the repository. The commands are ``cluebus acl plan``,
 ``cluebus acl apply`` and ``cluebus acl users``.
 """
 
-from services.acl.departments import department_ids, department_ids_from_toml
 from services.acl.model import (
     Grant,
     all_principals,
@@ -21,8 +21,6 @@ from services.acl.model import (
 __all__ = [
     "Grant",
     "all_principals",
-    "department_ids",
-    "department_ids_from_toml",
     "derive_grants",
     "diff",
     "is_managed",

@@ -34,14 +34,19 @@ _rules_option = click.option(
 )
 
 
+def _rules(rules_file: Path | None):  # type: ignore[no-untyped-def]
+    from services.rules import load_rules
+
+    return load_rules(rules_file or cfg.load(cfg.ServiceSettings).rules_file)
+
+
 def _desired(rules_file: Path | None):  # type: ignore[no-untyped-def]
-    from services.acl.departments import departments as read_departments
     from services.acl.model import derive_grants, unmanaged
 
-    service = cfg.load(cfg.ServiceSettings)
     prefix = cfg.load(cfg.TopicSettings).prefix
-    departments = read_departments(rules_file or service.rules_file)
-    desired = derive_grants(prefix, departments)
+    rules = _rules(rules_file)
+    departments = sorted(rules.departments)
+    desired = derive_grants(prefix, rules)
     for grant in unmanaged(desired, prefix):
         click.echo(
             f"warning: {grant.name} is outside the prefix {prefix!r}: its ACLs are added "
@@ -157,7 +162,6 @@ def acl_users(
     prune: bool,
 ) -> None:
     """Create or replace each principal's SCRAM-SHA-512 credential from its secret."""
-    from services.acl.departments import department_ids
     from services.acl.model import all_principals
     from services.acl.users import (
         SecretSource,
@@ -167,8 +171,7 @@ def acl_users(
         set_credentials,
     )
 
-    service = cfg.load(cfg.ServiceSettings)
-    principals = all_principals(department_ids(rules_file or service.rules_file))
+    principals = all_principals(_rules(rules_file).departments)
     unknown = sorted(set(only) - set(principals))
     if unknown:
         raise UserError(f"not principals of the bus: {', '.join(unknown)}")

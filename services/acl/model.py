@@ -41,10 +41,12 @@ Who may do what (``<p>`` is the topic prefix, ``TopicNames(<p>)``):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.common.topics import SOURCES, TopicNames
+from schemas.enums import Source
+from services.common.topics import TopicNames
+from services.rules import CompiledRules
 
 ROUTER = "router"
 TRACKER = "tracker"
@@ -65,11 +67,6 @@ def adapter_principal(source: str) -> str:
 
 def department_principal(department: str) -> str:
     return f"dept-{department}"
-
-
-def inbox_group(names: TopicNames, department: str) -> str:
-    """Consumer group of one department's inbox."""
-    return names.app_id(f"inbox-{department}")
 
 
 def adapter_status_group(names: TopicNames, source: str) -> str:
@@ -124,23 +121,14 @@ def _faust_internals(user: str, app_id: str) -> list[Grant]:
     ]
 
 
-def referral_topic(names: TopicNames, department: str, overrides: Mapping[str, str | None] | None = None) -> str:
-    """A department's referral topic: its ``topic`` override in the rules, else the default."""
-    return (overrides or {}).get(department) or names.referral(department)
+def derive_grants(prefix: str, rules: CompiledRules, sources: Iterable[str] = tuple(Source)) -> list[Grant]:
+    """Every ACL of the bus for one topic prefix and the rules' departments, sorted; no duplicates.
 
-
-def derive_grants(
-    prefix: str,
-    departments: Iterable[str] | Mapping[str, str | None],
-    sources: Iterable[str] = SOURCES,
-) -> list[Grant]:
-    """Every ACL of the bus for one topic prefix, sorted; no duplicates.
-
-    ``departments`` is a list of ids, or a mapping id -> referral topic override.
+    A department's referral topic is the one the rules name (``CompiledRules.referral_topic``).
     """
     names = TopicNames(prefix)
-    overrides = dict(departments) if isinstance(departments, Mapping) else {}
-    departments = sorted(set(departments))
+    departments = sorted(rules.departments)
+    referral_topic = {d: rules.referral_topic(d, names) for d in departments}
     sources = sorted(set(sources))
     grants: list[Grant] = []
 
@@ -155,7 +143,7 @@ def derive_grants(
     router_id = names.app_id(ROUTER)
     grants += [_topic(ROUTER, "READ", names.report(s), "route reports") for s in sources]
     grants.append(_group(ROUTER, router_id, "faust app id = consumer group"))
-    grants += [_topic(ROUTER, "WRITE", referral_topic(names, d, overrides), "deliver referrals") for d in departments]
+    grants += [_topic(ROUTER, "WRITE", referral_topic[d], "deliver referrals") for d in departments]
     grants += [
         _topic(ROUTER, "WRITE", names.decisions, "audit trail of routing decisions"),
         _topic(ROUTER, "WRITE", names.deadletter, "reports it cannot route"),
@@ -192,8 +180,8 @@ def derive_grants(
     for department in departments:
         user = department_principal(department)
         grants += [
-            _topic(user, "READ", referral_topic(names, department, overrides), "its own referrals only"),
-            _group(user, inbox_group(names, department), "its inbox consumer group"),
+            _topic(user, "READ", referral_topic[department], "its own referrals only"),
+            _group(user, names.inbox_group(department), "its inbox consumer group"),
             _topic(user, "WRITE", names.acks, "acknowledge referrals"),
             _topic(user, "WRITE", names.access_audit, "record who opened a referral"),
         ]
@@ -208,7 +196,7 @@ def unmanaged(grants: Iterable[Grant], prefix: str) -> list[Grant]:
     return [g for g in grants if not is_managed(g, prefix)]
 
 
-def all_principals(departments: Iterable[str], sources: Iterable[str] = SOURCES) -> list[str]:
+def all_principals(departments: Iterable[str], sources: Iterable[str] = tuple(Source)) -> list[str]:
     """Every principal (user name) of the bus except the admin, sorted."""
     users = {ROUTER, TRACKER, RECONCILER, CONSOLE}
     users |= {adapter_principal(s) for s in sources}

@@ -25,48 +25,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
-from schemas import Source, field_paths
+from schemas import field_paths
 from services.adapters.auth import TokenStore
 from services.adapters.errors import install_error_handlers
 from services.adapters.intake import SubmissionIntake
 from services.adapters.openapi import install_openapi
 from services.adapters.routes import add_intake_routes, add_operations_routes
 from services.adapters.runtime import AdapterRuntime
-from services.adapters.settings import AdapterSettings
-from services.common.settings import KafkaSettings, TopicSettings
 
 
-def create_app(
-    source: Source | str,
-    settings: AdapterSettings,
-    *,
-    kafka_settings: KafkaSettings,
-    topic_settings: TopicSettings,
-    state_dir: Path = Path(".run/state"),
-    tokens: TokenStore | None = None,
-    runtime: AdapterRuntime | None = None,
-    **runtime_options: Any,
-) -> FastAPI:
-    """The FastAPI app of one source's adapter; its lifespan starts and stops the runtime.
+def create_app(rt: AdapterRuntime, *, tokens: TokenStore | None = None) -> FastAPI:
+    """The FastAPI app of one source's adapter over its runtime; its lifespan starts and stops it.
 
     ``app.state.adapter`` is the :class:`AdapterRuntime`, ``app.state.intake`` the
     :class:`SubmissionIntake` (tokens from ``settings.tokens_file`` unless given).
     """
-    source = Source(source)
-    intake = SubmissionIntake(source, settings, tokens)
-    rt = runtime or AdapterRuntime(
-        source,
-        settings,
-        kafka_settings=kafka_settings,
-        topic_settings=topic_settings,
-        state_dir=state_dir,
-        **runtime_options,
-    )
+    source = rt.source
+    intake = SubmissionIntake(source, rt.settings, tokens)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from schemas import Source
-
-ENVELOPE_KEYS = ("schema_version", "report_id", "source", "source_system", "received_at")
+from schemas import ENVELOPE_FIELDS, Source
 
 
 @click.group("adapter")
@@ -62,6 +60,7 @@ class _LogGuard:
 
 def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
     from services.adapters.app import create_app
+    from services.adapters.runtime import AdapterRuntime, KafkaClients
     from services.adapters.server import serve, tls_context
     from services.adapters.settings import AdapterSettings
     from services.common import settings as cfg
@@ -81,13 +80,14 @@ def _run_adapter(source: Source, host: str | None, port: int | None) -> None:
         guard = _LogGuard()
         for handler in logging.getLogger().handlers:
             handler.addFilter(guard)
-        app = create_app(
+        runtime = AdapterRuntime(
             source,
             settings,
-            kafka_settings=cfg.load(cfg.KafkaSettings),
+            kafka=KafkaClients(cfg.load(cfg.KafkaSettings), source, settings),
             topic_settings=cfg.load(cfg.TopicSettings),
             state_dir=service.state_dir,
         )
+        app = create_app(runtime)
         tls_context(settings)  # a TLS misconfiguration is one line at start, like the rest
     except (ValueError, OSError) as exc:  # settings, tokens file, TLS files: one line, no traceback
         click.echo(f"cluebus: error: {exc}", err=True)
@@ -228,7 +228,7 @@ def example_submission(source: Source, name: str | None = None) -> dict[str, Any
         data = examples[key]
     else:
         data = examples[sorted(examples)[0]]
-    data = {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}
+    data = {k: v for k, v in data.items() if k not in ENVELOPE_FIELDS}
     data["source_ref"] = f"try-{uuid7()[:23]}"
     return data
 
@@ -294,10 +294,10 @@ def send_command(
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.BadParameter(f"{file} is not a JSON file ({exc})") from None
         if isinstance(data, dict):
-            stamped = [k for k in ENVELOPE_KEYS if k in data]
+            stamped = [k for k in ENVELOPE_FIELDS if k in data]
             if stamped:
                 click.echo(f"note: removed {', '.join(stamped)} (the adapter stamps them)", err=True)
-                data = {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}
+                data = {k: v for k, v in data.items() if k not in ENVELOPE_FIELDS}
         body = json.dumps(data, ensure_ascii=False).encode()
         endpoint, headers["Content-Type"] = "/v1/reports", "application/json"
     try:

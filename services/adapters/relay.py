@@ -56,11 +56,12 @@ class Backoff:
 
     def __init__(self, base_s: float = 0.2, max_s: float = 10.0) -> None:
         self.base_s, self.max_s, self.attempt = base_s, max_s, 0
+        self._random = random.Random()  # noqa: S311 - jitter, not crypto; its own, not the shared generator
 
     def next(self) -> float:
         ceiling = min(self.max_s, self.base_s * 2**self.attempt)
         self.attempt = min(self.attempt + 1, 30)
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        return self._random.uniform(ceiling / 2, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0

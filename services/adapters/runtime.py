@@ -4,13 +4,17 @@ One :class:`AdapterRuntime` per source's adapter: the outbox (its writer thread)
 relay that publishes it, the status follower that answers ``GET /v1/reports/{id}``,
 and the pruner. The HTTP side only calls :meth:`AdapterRuntime.store` (a 202 follows
 the fsynced commit) and reads health, readiness and receipts.
+
+Its Kafka clients come from an :class:`AdapterKafka`: :class:`KafkaClients` in
+production; a test passes its own fake (one that is never reachable keeps every
+report in the outbox), as FastStream's ``TestKafkaBroker`` stands in for a broker.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -18,7 +22,7 @@ from schemas import Source
 from services.adapters.errors import ClientError
 from services.adapters.metrics import AdapterMetrics
 from services.adapters.outbox import BacklogFull, Intake, Outbox, OutboxError, Pending, Receipt
-from services.adapters.relay import RELAY_PRODUCER_OPTIONS, Relay
+from services.adapters.relay import RELAY_PRODUCER_OPTIONS, ProducerLike, Relay
 from services.adapters.settings import AdapterSettings
 from services.adapters.status import StatusFollower
 from services.common import kafka as kafka_clients
@@ -26,6 +30,30 @@ from services.common.logging import get_logger
 from services.common.settings import KafkaSettings, TopicSettings
 
 log = get_logger("cluebus.adapters")
+
+
+class AdapterKafka(Protocol):
+    """Where an adapter's Kafka clients come from (each call: a new client)."""
+
+    def producer(self) -> ProducerLike: ...
+    def status_consumer(self) -> Any: ...
+
+
+class KafkaClients:
+    """The adapter's clients of the real Kafka: the relay's idempotent producer, the status consumer."""
+
+    def __init__(self, kafka: KafkaSettings, source: Source | str, settings: AdapterSettings) -> None:
+        self.kafka = kafka
+        self.client_id = f"{kafka.client_id}-adapter-{Source(source).value}"
+        self.linger_ms = settings.relay_linger_ms
+
+    def producer(self) -> ProducerLike:
+        return kafka_clients.producer(
+            self.kafka, client_id=self.client_id, linger_ms=self.linger_ms, **RELAY_PRODUCER_OPTIONS
+        )
+
+    def status_consumer(self) -> Any:
+        return kafka_clients.consumer(self.kafka, group_id=None, client_id=f"{self.client_id}-status")
 
 
 class AdapterRuntime:
@@ -36,43 +64,23 @@ class AdapterRuntime:
         source: Source | str,
         settings: AdapterSettings,
         *,
-        kafka_settings: KafkaSettings,
+        kafka: AdapterKafka,
         topic_settings: TopicSettings,
         state_dir: Path = Path(".run/state"),
-        producer_factory: Any = None,
-        consumer_factory: Any = None,
-        enable_relay: bool = True,
-        enable_status: bool | None = None,
     ) -> None:
         self.source = Source(source)
         self.settings = settings
-        self.kafka_settings = kafka_settings
+        self.kafka = kafka
         self.topic = topic_settings.names.report(self.source.value)
         self.status_topic = topic_settings.names.status
         self.outbox_path = settings.resolved_outbox_dir(self.source, state_dir) / "outbox.sqlite3"
         self.metrics = AdapterMetrics(self.source.value)
-        self.client_id = f"{kafka_settings.client_id}-adapter-{self.source.value}"
-        self.producer_factory = producer_factory or self._default_producer
-        self.consumer_factory = consumer_factory or self._default_consumer
-        self.enable_relay = enable_relay
-        self.enable_status = settings.status_enabled if enable_status is None else enable_status
         self.outbox: Outbox | None = None
         self.relay: Relay | None = None
         self.status: StatusFollower | None = None
         self._stop = threading.Event()
         self._pruner: threading.Thread | None = None
         self.log_context = {"service": f"adapter-{self.source.value}"}
-
-    def _default_producer(self) -> Any:
-        return kafka_clients.producer(
-            self.kafka_settings,
-            client_id=self.client_id,
-            linger_ms=self.settings.relay_linger_ms,
-            **RELAY_PRODUCER_OPTIONS,
-        )
-
-    def _default_consumer(self) -> Any:
-        return kafka_clients.consumer(self.kafka_settings, group_id=None, client_id=f"{self.client_id}-status")
 
     # lifecycle
     def start(self) -> None:
@@ -90,24 +98,23 @@ class AdapterRuntime:
             oldest_unsent_s=self._oldest_unsent_s,
             kafka_up=lambda: 1.0 if self.relay is not None and self.relay.kafka_up else 0.0,
         )
-        if self.enable_relay:
-            self.relay = Relay(
-                self.outbox,
-                self.topic,
-                self.producer_factory,
-                batch_size=s.relay_batch_size,
-                backoff_max_s=s.relay_backoff_max_s,
-                on_published=self._published,
-                gather_ms=s.relay_linger_ms,
-                log_context=self.log_context,
-            ).start()
-        if self.enable_status:
+        self.relay = Relay(
+            self.outbox,
+            self.topic,
+            self.kafka.producer,
+            batch_size=s.relay_batch_size,
+            backoff_max_s=s.relay_backoff_max_s,
+            on_published=self._published,
+            gather_ms=s.relay_linger_ms,
+            log_context=self.log_context,
+        ).start()
+        if s.status_enabled:
             stored = self.metrics.statuses.labels(source=self.source.value)
             self.status = StatusFollower(
                 self.outbox,
                 self.status_topic,
                 self.source,
-                self.consumer_factory,
+                self.kafka.status_consumer,
                 on_stored=stored.inc,
                 backoff_max_s=s.relay_backoff_max_s,
                 log_context=self.log_context,
@@ -168,7 +175,7 @@ class AdapterRuntime:
     def health(self) -> dict[str, bool]:
         return {
             "outbox_writer": self.outbox is not None and self.outbox.alive,
-            "relay": not self.enable_relay or (self.relay is not None and self.relay.alive),
+            "relay": self.relay is not None and self.relay.alive,
         }
 
     def readiness(self) -> dict[str, Any]:

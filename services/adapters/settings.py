@@ -21,7 +21,7 @@ MiB = 1024 * 1024
 
 class AdapterSettings(_Settings):
     section: ClassVar[str] = "adapter"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_ADAPTER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_ADAPTER_")
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int | None = Field(

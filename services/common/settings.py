@@ -4,7 +4,12 @@ Each concern has its own settings class and environment prefix, e.g.
 ``CLUEBUS_KAFKA_BOOTSTRAP`` or ``CLUEBUS_TOPICS_PREFIX``. A file named by
 ``CLUEBUS_CONFIG`` may hold the same settings in sections (``[kafka]``,
 ``[topics]``, ...); the environment wins over the file, the file over defaults.
-Secrets are ``SecretStr`` so that they never print.
+A key or section of the file that no settings class has is an error naming it
+(a typo must not be silently ignored); so is an unknown keyword in code. Other
+``CLUEBUS_*`` environment variables are not an error: the environment is
+shared with other programs and other settings classes' prefixes overlap
+(``CLUEBUS_`` holds ``CLUEBUS_KAFKA_``). Secrets are ``SecretStr`` so that they
+never print.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pydantic_settings import (
 from services.common.topics import TopicNames
 
 CONFIG_ENV = "CLUEBUS_CONFIG"
+# Every section a settings class reads (each class's ``section``); a test checks the two agree.
+SECTIONS = ("kafka", "topics", "service", "adapter", "router", "tracker", "reconciler", "console")
 
 
 @lru_cache(maxsize=8)
@@ -39,13 +46,33 @@ def _read_config_file(path: str) -> dict[str, Any]:
         raise ValueError(f"{CONFIG_ENV}={path}: not valid TOML: {exc}") from exc
 
 
+def _check_config_file(path: str, data: dict[str, Any], section: str, known: set[str]) -> None:
+    """Refuse what no settings class would read: a stray section, a key outside a section, a typo."""
+    where = f"{CONFIG_ENV}={path}"
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: {name!r} is outside any section; put it under one of [{'], ['.join(SECTIONS)}]")
+        if name not in SECTIONS:
+            raise ValueError(f"{where}: unknown section [{name}]; the sections are [{'], ['.join(SECTIONS)}]")
+    unknown = sorted(set(data.get(section, {})) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: [{section}] has no setting {', '.join(map(repr, unknown))}; its settings are: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
 class _FileSection(PydanticBaseSettingsSource):
-    """Reads one ``[section]`` of the file named by ``CLUEBUS_CONFIG``."""
+    """Reads one ``[section]`` of the file named by ``CLUEBUS_CONFIG`` (refusing unknown keys and sections)."""
 
     def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
         super().__init__(settings_cls)
         path = os.environ.get(CONFIG_ENV)
-        self._data: dict[str, Any] = dict(_read_config_file(path).get(section, {})) if path else {}
+        self._data: dict[str, Any] = {}
+        if path:
+            data = _read_config_file(path)
+            _check_config_file(path, data, section, set(settings_cls.model_fields))
+            self._data = dict(data.get(section, {}))
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -55,10 +82,13 @@ class _FileSection(PydanticBaseSettingsSource):
 
 
 class _Settings(BaseSettings):
-    """Base: frozen, unknown keys rejected, one file section per class."""
+    """Base: frozen, unknown keys rejected (file and keywords), one file section per class.
+
+    A subclass sets ``section`` and its ``env_prefix`` only; ``frozen`` and ``extra`` are inherited.
+    """
 
     section: ClassVar[str] = ""
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
     @classmethod
     def settings_customise_sources(
@@ -85,7 +115,7 @@ class KafkaSettings(_Settings):
     """How every client of the bus reaches Kafka."""
 
     section: ClassVar[str] = "kafka"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_KAFKA_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_KAFKA_")
 
     bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -138,7 +168,7 @@ class TopicSettings(_Settings):
     """Names, sizes and retention of the bus's topics."""
 
     section: ClassVar[str] = "topics"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_TOPICS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_TOPICS_")
 
     prefix: str = Field("cluebus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$")
     partitions: int = Field(6, ge=1, le=1000)
@@ -216,7 +246,7 @@ class ServiceSettings(_Settings):
     """Settings every service process shares: logging, metrics port, rules file."""
 
     section: ClassVar[str] = "service"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

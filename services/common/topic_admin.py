@@ -11,22 +11,29 @@ broker's default min ISR).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.errors import TopicAlreadyExistsError, for_code
 
+from schemas.enums import Source
 from services.common import kafka as kafka_clients
 from services.common.settings import KafkaSettings, TopicSettings, fit_replication
-from services.common.topics import SOURCES, TopicSpec
+from services.common.topics import TopicSpec
+
+if TYPE_CHECKING:
+    from services.rules import CompiledRules
 
 # Whatever a topic carries: a replica that missed acknowledged records never becomes leader.
 DURABILITY_CONFIG = {"unclean.leader.election.enable": "false"}
 
 
-def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[TopicSpec]:
-    """Every topic of the bus under the configured prefix, with its configuration."""
+def topic_specs(settings: TopicSettings, rules: CompiledRules | None = None) -> list[TopicSpec]:
+    """Every topic of the bus under the configured prefix, with its configuration.
+
+    One referral topic per department of ``rules``, named as the rules name it (a ``topic``
+    override included); without rules, only the topics that do not depend on them.
+    """
     names = settings.names
 
     def spec(name: str, retention_ms: int, purpose: str, **config: str) -> TopicSpec:
@@ -39,9 +46,10 @@ def topic_specs(settings: TopicSettings, departments: Iterable[str]) -> list[Top
             purpose=purpose,
         )
 
-    specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in SOURCES]
+    specs = [spec(names.report(s), settings.reports_retention_ms, f"reports from {s}") for s in Source]
     specs += [
-        spec(names.referral(d), settings.referrals_retention_ms, f"referrals to {d}") for d in sorted(set(departments))
+        spec(rules.referral_topic(d, names), settings.referrals_retention_ms, f"referrals to {d}")
+        for d in sorted(rules.departments if rules is not None else ())
     ]
     specs += [
         spec(names.decisions, settings.decisions_retention_ms, "routing decisions (audit)"),

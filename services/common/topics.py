@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SOURCES: tuple[str, ...] = ("hospital", "school", "labour", "marriage", "venue")
+from schemas.enums import Source
+
+# What Kafka accepts as a topic name (a department's referral topic override must be one).
+TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,12 @@ class TopicNames:
 
     prefix: str = "cluebus"
 
-    def report(self, source: str) -> str:
+    def report(self, source: Source | str) -> str:
         """Reports from one reporting sector, published by that sector's adapter."""
         return f"{self.prefix}.reports.{source}"
 
     def reports(self) -> list[str]:
-        return [self.report(s) for s in SOURCES]
+        return [self.report(s) for s in Source]
 
     def referral(self, department: str) -> str:
         """Referrals routed to one department; only that department may read it."""
@@ -80,3 +83,7 @@ class TopicNames:
     def app_id(self, service: str) -> str:
         """Faust application id (consumer group and changelog prefix) of a service."""
         return f"{self.prefix}-{service}"
+
+    def inbox_group(self, department: str) -> str:
+        """Consumer group of one department's inbox (its committed offsets; one inbox store per department)."""
+        return self.app_id(f"inbox-{department}")

@@ -45,15 +45,13 @@ def build_console(departments: str | None = None) -> Any:
     rules = load_rules(service.rules_file)
 
     def inbox_of(department: str) -> Any:
-        # The referral topic as the rules resolve it, override included (the inbox CLI does not yet: issue 16).
-        topic = rules.departments[department].topic or topics.names.referral(department)
         return lambda: DepartmentInbox(
             settings.kafka_for(kafka, department_principal(department)),
             topics,
+            rules,
             department,
             store=inbox_store_path(service.state_dir, department),
             user=SYSTEM_USER,
-            topic=topic,
         )
 
     workers = {

@@ -14,7 +14,7 @@ from services.common.settings import KafkaSettings, _Settings
 
 class ConsoleSettings(_Settings):
     section: ClassVar[str] = "console"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_CONSOLE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_CONSOLE_")
 
     host: str = "127.0.0.1"
     port: int = Field(8443, ge=0, le=65535)
@@ -41,8 +41,10 @@ class ConsoleSettings(_Settings):
     def _ids(cls, value: str) -> str:
         import re
 
+        from schemas.events import DEPARTMENT_ID
+
         for d in (x.strip() for x in value.split(",") if x.strip()):
-            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", d):
+            if not re.fullmatch(DEPARTMENT_ID, d):
                 raise ValueError(f"department {d!r} is not a department id")
         return value
 

@@ -69,7 +69,7 @@ def row(item: InboxItem, now: datetime) -> QueueRow:
         item.stage,
         item.category,
         item.role,
-        item.case_owner_required and item.stage in ("routed", "received"),
+        item.case_owner_required and Stage(item.stage).undecided,
         current_clock(item, now),
     )
 
@@ -188,4 +188,4 @@ def route_steps(root: Any, path: tuple[str, ...], department: str) -> list[Route
 
 
 def case_owner_required(referral: Referral, item: InboxItem) -> bool:
-    return referral.case_owner_required and item.stage in ("routed", "received")
+    return referral.case_owner_required and Stage(item.stage).undecided

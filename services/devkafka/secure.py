@@ -35,6 +35,9 @@ The authorizer is KRaft's ``StandardAuthorizer`` with
 
 :func:`add_profile_option` gives ``cluebus kafka up|down|status`` their
 ``--profile plain|secure`` option.
+
+Over 400 lines for one job: the secure broker's secrets, certificates, listeners
+and start-up belong together (each step depends on the files of the one before).
 """
 
 from __future__ import annotations

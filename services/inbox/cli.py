@@ -41,6 +41,7 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
     from services.common.logging import configure
     from services.inbox.client import DepartmentInbox, InboxError
     from services.inbox.store import inbox_store_path
+    from services.rules import load_rules
 
     o = ctx.obj
     if needs_user and not o["user"]:
@@ -51,10 +52,10 @@ def _inbox(ctx: click.Context, *, needs_user: bool = False) -> Iterator[Any]:
         inbox = DepartmentInbox(
             cfg.load(cfg.KafkaSettings),
             cfg.load(cfg.TopicSettings),
+            load_rules(service.rules_file),
             o["department"],
             store=inbox_store_path(service.state_dir, o["department"]),
             user=o["user"] or "inbox",
-            rules_file=service.rules_file,
         )
     except (ValueError, InboxError) as exc:
         _fail(str(exc))
@@ -107,6 +108,7 @@ def sync_command(ctx: click.Context) -> None:
 @click.pass_context
 def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
     """Referrals waiting on this department, most urgent and soonest due first."""
+    from schemas import Stage
     from services.inbox.store import dumps
 
     with _inbox(ctx) as inbox:
@@ -121,9 +123,7 @@ def list_command(ctx: click.Context, everything: bool, as_json: bool) -> None:
         click.echo(f"{'REFERRAL':<36}  {'PRIORITY':<8}  {'ROLE':<11}  {'STAGE':<9}  {'CATEGORY':<28}  NEXT DUE")
         for item in items:
             due = item.next_due
-            owner = (
-                "  (case owner required)" if item.case_owner_required and item.stage in ("routed", "received") else ""
-            )
+            owner = "  (case owner required)" if item.case_owner_required and Stage(item.stage).undecided else ""
             click.echo(
                 f"{item.referral_id:<36}  {item.priority:<8}  {item.role:<11}  {item.stage:<9}  "
                 f"{item.category:<28}  {f'{due[0]} {_due(due[1])}' if due else '-'}{owner}"

@@ -1,11 +1,12 @@
 """``DepartmentInbox``: how a department receives its referrals and acknowledges them.
 
 A small kafka-python library (the CLI ``cluebus inbox <department>`` is a thin
-layer over it). ``sync`` reads the department's referral topic from the
-inbox's committed offsets, stores each new referral locally with a queued
-``received`` acknowledgement, sends queued acks, and only then commits the
-offsets: a crash at any point replays referrals (stored once, by id) and
-resends acks (idempotent, by deterministic ack id), never loses either.
+layer over it). ``sync`` reads the department's referral topic (the one the
+rules name: ``CompiledRules.referral_topic``) from the inbox's committed
+offsets, stores each new referral locally with a queued ``received``
+acknowledgement, sends queued acks, and only then commits the offsets: a
+crash at any point replays referrals (stored once, by id) and resends acks
+(idempotent, by deterministic ack id), never loses either.
 
 ``show`` is the one way to read a referral's content, and it queues an
 access record (:class:`~schemas.events.AccessEvent`: who, which field groups,
@@ -30,13 +31,14 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from schemas import AccessChannel, AccessEvent, Ack, AckStage, DeclineReason, OutcomeCode, Referral
+from schemas import AccessChannel, AccessEvent, Ack, AckStage, DeclineReason, OutcomeCode, Referral, Stage
 from schemas.events import STAFF_ID, field_groups
 from schemas.lifecycle import ack_refusal
 from services.common import kafka as clients
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings, TopicSettings
 from services.inbox.store import InboxItem, InboxStore
+from services.rules import CompiledRules
 
 log = get_logger(__name__)
 
@@ -54,32 +56,24 @@ class SyncResult:
     caught_up: bool  # every partition was read to its end
 
 
-def inbox_group(topics: TopicSettings, department: str) -> str:
-    return topics.names.app_id(f"inbox-{department}")
-
-
 class DepartmentInbox:
     def __init__(
         self,
         kafka: KafkaSettings,
         topics: TopicSettings,
+        rules: CompiledRules,
         department: str,
         *,
         store: Path,
         user: str,
-        rules_file: Path | None = None,
-        topic: str | None = None,
     ) -> None:
         _check_staff_id(user)
-        if rules_file is not None:
-            from services.rules import load_rules
-
-            known = load_rules(rules_file).departments
-            if department not in known:
-                raise InboxError(f"unknown department {department!r}; the rules name: {', '.join(sorted(known))}")
+        if department not in rules.departments:
+            known = ", ".join(sorted(rules.departments))
+            raise InboxError(f"unknown department {department!r}; the rules name: {known}")
         self.kafka, self.topics, self.department, self.user = kafka, topics, department, user
-        # ``topic``: the department's referral topic as the rules resolve it (its override, if any).
-        self.topic = topic or topics.names.referral(department)
+        # The topic the router writes this department's referrals to: the rules say which (override included).
+        self.topic = rules.referral_topic(department, topics.names)
         self.store = InboxStore(store)
         self._consumer: Any = None
         self._producer: Any = None
@@ -89,7 +83,7 @@ class DepartmentInbox:
         if self._consumer is None:
             consumer = clients.consumer(
                 self.kafka,
-                group_id=inbox_group(self.topics, self.department),
+                group_id=self.topics.names.inbox_group(self.department),
                 client_id=f"cluebus-inbox-{self.department}",
             )
             partitions = consumer.partitions_for_topic(self.topic)
@@ -210,7 +204,7 @@ class DepartmentInbox:
         return self.store.items()
 
     def all(self) -> list[InboxItem]:
-        return self.store.items(("routed", "received", "accepted", "declined", "completed"))
+        return self.store.items(tuple(Stage))
 
     def resolve(self, referral_id: str) -> str:
         """A full referral id from the id or its unique first characters."""

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from schemas import AccessEvent, Ack, Referral
+from schemas import AccessEvent, Ack, Referral, Stage
+from schemas.enums import OPEN_STAGES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS referrals (
@@ -50,8 +51,6 @@ CREATE TABLE IF NOT EXISTS access_outbox (
 );
 """
 
-OPEN_STAGES = ("routed", "received", "accepted")
-
 
 def inbox_store_path(state_dir: Path, department: str) -> Path:
     """The one store of a department's inbox (the CLI and the web console share it)."""
@@ -76,12 +75,12 @@ class InboxItem:
 
     @property
     def next_due(self) -> tuple[str, datetime] | None:
-        """The stage this department owes next and when it is due."""
-        return {
-            "routed": ("received", self.due_received),
-            "received": ("decided", self.due_decided),
-            "accepted": ("completed", self.due_completed),
-        }.get(self.stage)
+        """The clock this department is on (the stage it owes next) and when it is due."""
+        clock = Stage(self.stage).waiting_on
+        if clock is None:
+            return None
+        due = {"received": self.due_received, "decided": self.due_decided, "completed": self.due_completed}
+        return clock.value, due[clock.value]
 
 
 class InboxStore:
@@ -144,6 +143,7 @@ class InboxStore:
         return Referral.model_validate_json(row[0]) if row else None
 
     def items(self, stages: tuple[str, ...] = OPEN_STAGES) -> list[InboxItem]:
+        """The referrals at ``stages`` (default: the open ones), most urgent and soonest due first."""
         marks = ",".join("?" * len(stages))
         rows = self.db.execute(
             f"SELECT {_ITEM_COLUMNS} FROM referrals WHERE stage IN ({marks}) ORDER BY "

@@ -34,15 +34,16 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from schemas.enums import Source
 from services.common import kafka as clients
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings, TopicSettings
-from services.common.topics import SOURCES
 from services.reconciler.ledger import Finding, Ledger, Published
 from services.reconciler.metrics import ReconcilerMetrics
 from services.reconciler.settings import ReconcilerSettings
 
 log = get_logger(__name__)
+_SOURCES = tuple(s.value for s in Source)  # the source label values
 REDRIVE_HEADER = "cluebus-redriven-by"
 
 
@@ -67,7 +68,7 @@ class Reconciler:
         self.names = topics.names
         self.routing = Ledger(settings.grace_s, settings.horizon_s, settings.redrive_every_s)
         self.tracking = Ledger(settings.grace_s, settings.horizon_s, settings.redrive_every_s)
-        self._source_of = {self.names.report(s): s for s in SOURCES}
+        self._source_of = {self.names.report(s): s.value for s in Source}
         self._consumer: Any = None
         self._producer: Any = None
         self._settled_seen = 0
@@ -126,7 +127,7 @@ class Reconciler:
             self.tracking.published(
                 Published(
                     report_id,
-                    source if source in SOURCES else "unknown",
+                    source if source in _SOURCES else "unknown",
                     topic,
                     record.partition,
                     record.offset,
@@ -169,7 +170,7 @@ class Reconciler:
         if self.metrics is not None:
             for gauge, findings in ((self.metrics.unrouted, found.unrouted), (self.metrics.untracked, found.untracked)):
                 by_source = Counter(f.record.source for f in findings)
-                for source in {*SOURCES, *by_source}:
+                for source in {*_SOURCES, *by_source}:
                     gauge.labels(source=source).set(by_source.get(source, 0))
             self.metrics.waiting.set(self.routing.waiting + self.tracking.waiting)
             self.metrics.last_check.set(now_s)

@@ -12,7 +12,7 @@ from services.common.settings import _Settings
 
 class ReconcilerSettings(_Settings):
     section: ClassVar[str] = "reconciler"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_RECONCILER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_RECONCILER_")
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9303, ge=0, le=65535, description="0 turns the metrics endpoint off.")

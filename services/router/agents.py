@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import dump_event, parse_report
-from services.common.deadletter import dead_letter
 from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent
+from services.deadletter.letters import dead_letter
 from services.router.metrics import RouterMetrics
 from services.router.routing import route_report
 from services.router.topics import RouterTopics
@@ -91,10 +91,8 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         out = route_report(rules, report, routed_at)
         deliveries = []
         for referral in out.referrals:
-            override = rules.departments[referral.department].topic
-            deliveries.append(
-                await topics.referral(referral.department, override).send(key=key, value=dump_event(referral))
-            )
+            topic = topics.referral(rules, referral.department)
+            deliveries.append(await topic.send(key=key, value=dump_event(referral)))
             metrics.referrals.labels(
                 department=referral.department, role=referral.role.value, priority=referral.priority.value
             ).inc()

@@ -1,8 +1,8 @@
-"""`cluebus router` (the service) and `cluebus deadletters`. The rules tools live in ``services/rules/cli.py``."""
+"""``cluebus router``: the routing service. The rules tools are ``services/rules/cli.py``; ``cluebus
+deadletters`` is ``services/deadletter/cli.py``."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -37,31 +37,4 @@ def router_command(metrics_port: int | None) -> None:
     run_worker(router.app, service="router", log_level=service.log_level, log_format=service.log_format)
 
 
-@click.command("deadletters")
-@click.option("--limit", type=int, default=50, show_default=True)
-def deadletters_command(limit: int) -> None:
-    """List dead letters (ids, topic, offset, error type; never their content)."""
-    from schemas import DeadLetter
-    from services.common import kafka as clients
-
-    kafka = cfg.load(cfg.KafkaSettings)
-    names = cfg.load(cfg.TopicSettings).names
-    consumer = clients.consumer(kafka, names.deadletter, group_id=None, consumer_timeout_ms=3000)
-    shown = 0
-    try:
-        for message in consumer:
-            try:
-                letter = DeadLetter.model_validate_json(message.value)
-            except ValueError:
-                click.echo(json.dumps({"offset": message.offset, "error": "unreadable dead letter"}))
-                continue
-            click.echo(json.dumps(letter.summary(), ensure_ascii=False))
-            shown += 1
-            if shown >= limit:
-                break
-    finally:
-        consumer.close()
-    click.echo(f"{shown} dead letters shown", err=True)
-
-
-COMMANDS = [router_command, deadletters_command]
+COMMANDS = [router_command]

@@ -12,7 +12,7 @@ from services.common.settings import _Settings
 
 class RouterSettings(_Settings):
     section: ClassVar[str] = "router"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_ROUTER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_ROUTER_")
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9301, ge=0, le=65535, description="0 turns the metrics endpoint off.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.topics import SOURCES, TopicNames
+from schemas.enums import Source
+from services.common.topics import TopicNames
+from services.rules import CompiledRules
 
 
 class RouterTopics:
@@ -22,10 +24,11 @@ class RouterTopics:
         self.decisions = topic(names.decisions)
         self.deadletter = topic(names.deadletter)
         self._referrals: dict[str, Any] = {}
-        self.report_topic_source = {names.report(s): s for s in SOURCES}
+        self.report_topic_source = {names.report(s): s.value for s in Source}
 
-    def referral(self, department: str, override: str | None = None) -> Any:
-        name = override or self._names.referral(department)
+    def referral(self, rules: CompiledRules, department: str) -> Any:
+        """The topic of a department's referrals, as the rules in force name it (override included)."""
+        name = rules.referral_topic(department, self._names)
         if name not in self._referrals:
             self._referrals[name] = self._topic(name)
         return self._referrals[name]

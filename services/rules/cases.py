@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas import Priority, Role, Source
-from services.common.deadletter import describe_error
+from services.deadletter.letters import describe_error
 from services.rules.engine import Path as RoutePath
 from services.rules.engine import RouteResult
 from services.rules.facts import Facts

@@ -227,7 +227,7 @@ def _from_topics(topics: list[str], since: datetime | None):  # type: ignore[no-
     from pydantic import ValidationError
 
     from schemas import parse_report
-    from services.common.deadletter import describe_error
+    from services.deadletter.letters import describe_error
     from services.rules.history import read_topic
 
     kafka = cfg.load(cfg.KafkaSettings)

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import Source, make_report, parse_report, parse_submission
-from services.common.deadletter import describe_error
 from services.common.ids import uuid7
+from services.deadletter.letters import describe_error
 
 TOOL_SOURCE_SYSTEM = "rules-tool"
 

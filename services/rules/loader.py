@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.enums import Category, Priority, Role, Source
+from services.common.topics import TopicNames
 from services.rules.clocks import ALWAYS, Calendar, StageClocks, due_times
 from services.rules.engine import (
     CompileError,
@@ -196,6 +197,12 @@ class CompiledRules:
     @property
     def police(self) -> str:
         return self.spec.police
+
+    def referral_topic(self, department: str, names: TopicNames) -> str:
+        """The topic a department's referrals go to and its inbox reads: its ``topic`` override, else
+        ``<prefix>.referrals.<id>``. The router, the inbox, the console, ``topics ensure`` and the ACLs
+        all ask here, so they cannot disagree."""
+        return self.departments[department].topic or names.referral(department)
 
     @property
     def case_owner_categories(self) -> dict[str, frozenset[Category]]:

@@ -19,10 +19,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.enums import Category, Priority, Role
+from schemas.events import DEPARTMENT_ID
+from services.common.topics import TOPIC_NAME
 from services.rules.clocks import Calendar, Duration, StageClocks
 from services.rules.matchers import Matchers
-
-IDENT = r"^[a-z][a-z0-9_]{0,39}$"
 
 
 class _Strict(BaseModel):
@@ -56,7 +56,7 @@ class EscalationChain(_Strict):
 class Department(_Strict):
     name_zh: str = Field(min_length=1)
     name_en: str = Field(min_length=1)
-    topic: str | None = Field(None, description="Referral topic; default <prefix>.referrals.<id>.")
+    topic: str | None = Field(None, pattern=TOPIC_NAME, description="Referral topic; default <prefix>.referrals.<id>.")
     calendar: str | None = Field(None, description="Working-hours calendar (default: defaults.calendar).")
     fields: tuple[str, ...] = Field(
         (), description="Report fields this department may see: paths, '@set' names or 'x.*'."
@@ -69,7 +69,7 @@ class Department(_Strict):
 
 
 class Recipient(_Strict):
-    department: str = Field(pattern=IDENT)
+    department: str = Field(pattern=DEPARTMENT_ID)
     role: Role
 
 
@@ -117,7 +117,7 @@ class RulesFile(_Strict):
     """The whole file."""
 
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-    police: str = Field("police", pattern=IDENT, description="The department allowed DNA/biometric data.")
+    police: str = Field("police", pattern=DEPARTMENT_ID, description="The department allowed DNA/biometric data.")
     always_shared: tuple[str, ...] = Field(description="Fields every recipient gets (ids, category, times).")
     field_sets: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
@@ -132,7 +132,7 @@ class RulesFile(_Strict):
     @field_validator("departments")
     @classmethod
     def _ids(cls, value: dict[str, Department]) -> dict[str, Department]:
-        bad = [d for d in value if not re.fullmatch(IDENT, d)]
+        bad = [d for d in value if not re.fullmatch(DEPARTMENT_ID, d)]
         if bad:
             raise ValueError(f"department ids must be lower_snake_case: {bad}")
         return value

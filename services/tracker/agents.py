@@ -12,54 +12,24 @@ index and sends a tick, which the agent handles like any other input.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import Ack, DeadLetter, RoutingDecision, dump_event
-from services.common.deadletter import dead_letter, describe_error
+from schemas import Ack, DeadLetter, RoutingDecision, Tick, dump_event
 from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent
-from services.tracker.index import DueIndex, Outstanding
+from services.deadletter.letters import dead_letter, describe_error
+from services.tracker import codec
+from services.tracker.index import TrackerIndex
 from services.tracker.metrics import TrackerMetrics
-from services.tracker.state import Outcome, Rejection, ReportTrack, Tracker
+from services.tracker.state import Outcome, Rejection, Tracker
 from services.tracker.topics import TrackerTopics
 
 log = get_logger(__name__)
 SERVICE = "tracker"
-
-
-class TrackerIndex:
-    """The derived indexes, and which partitions they were built for."""
-
-    def __init__(self) -> None:
-        self.due = DueIndex()
-        self.outstanding = Outstanding()
-        self.partitions: frozenset[int] | None = None
-        self.ticking: dict[bytes, float] = {}  # ticks sent, not yet handled
-
-    def apply(self, key: bytes, track: ReportTrack | None, departments: list[str], when: float | None) -> None:
-        self.outstanding.update(key, track, departments)
-        self.due.schedule(key, when)
-        self.ticking.pop(key, None)
-
-    def rebuild(self, items: Any, partitions: frozenset[int], tracker: Tracker) -> int:
-        self.due.clear()
-        self.outstanding.clear()
-        self.ticking.clear()
-        count = 0
-        for key, raw in items:
-            track = ReportTrack.from_bytes(raw)
-            if track.partition not in partitions:
-                continue  # a standby copy of another worker's partition
-            self.outstanding.update(key, track, [])
-            self.due.schedule(key, tracker.next_check(track))
-            count += 1
-        self.partitions = partitions
-        return count
 
 
 def register(
@@ -107,7 +77,7 @@ def register(
             await reject_input(message, "key_missing", "message has no key (it must be the report_id)")
             return
         raw_state = table.get(key)
-        track = ReportTrack.from_bytes(raw_state) if raw_state is not None else None
+        track = codec.decode(raw_state) if raw_state is not None else None
         departments = list(track.refs) if track is not None else []
 
         if topic == names.decisions:
@@ -130,7 +100,7 @@ def register(
                 await reject_input(message, "key_mismatch", "message key is not the report_id")
                 return
             out = tracker.on_ack(track, ack, now, origin=(topic, message.partition, message.offset, message.value))
-        else:
+        else:  # a Tick: only its key matters (look at this report now)
             out = tracker.on_tick(track, now)
 
         if out.track is not None and out.track.partition < 0:
@@ -140,7 +110,7 @@ def register(
             if raw_state is not None:
                 del table[key]
         elif out.changed and out.track is not None:
-            table[key] = out.track.to_bytes()
+            table[key] = codec.encode(out.track)
         metrics.apply(out.observations)
         kept = None if out.delete else out.track
         index.apply(
@@ -217,4 +187,5 @@ def register_clock(
                 index.due.schedule(key, now)
         for key in index.due.pop_due(now):
             index.ticking[key] = now
-            await topics.ticks.send(key=key, value=json.dumps({"report_id": key.decode(), "at": now}).encode())
+            tick = Tick(report_id=key.decode(), at=datetime.fromtimestamp(now, UTC))
+            await topics.ticks.send(key=key, value=dump_event(tick))

@@ -10,6 +10,7 @@ from services.common.streams.app import make_app
 from services.common.streams.operations import add_operations
 from services.rules.reload import RulesHolder
 from services.tracker import agents, tables
+from services.tracker.index import TrackerIndex
 from services.tracker.metrics import OutstandingCollector, TrackerMetrics
 from services.tracker.settings import TrackerSettings
 from services.tracker.state import Tracker, TrackerPolicy
@@ -21,7 +22,7 @@ class TrackerService:
     app: Any
     holder: RulesHolder
     tracker: Tracker
-    index: agents.TrackerIndex
+    index: TrackerIndex
 
 
 def create_tracker(
@@ -42,7 +43,7 @@ def create_tracker(
         lambda: holder.current,
         TrackerPolicy(unknown_ack_grace_s=settings.unknown_ack_grace_s, closed_retention_s=settings.closed_retention_s),
     )
-    index = agents.TrackerIndex()
+    index = TrackerIndex()
     metrics = TrackerMetrics()
     agents.register(app, topics, table, tracker, index, metrics)
     agents.register_clock(app, topics, table, tracker, index, settings.tick_interval_s)

@@ -5,16 +5,20 @@ The table (changelogged in Kafka) is the truth; these are derived from it and
 rebuilt from it whenever this worker's partitions change, so a restart or a
 rebalance never leaves them wrong. They let the clock find due reports without
 scanning every open referral, and a scrape read gauges in O(departments).
+:class:`TrackerIndex` holds both for one worker and rebuilds them from the table.
 """
 
 from __future__ import annotations
 
 import heapq
-import sys
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
-from services.tracker.state import ReportTrack
+from schemas.enums import Stage
+from services.tracker import codec
+from services.tracker.state import Tracker
+from services.tracker.track import ReportTrack
 
 
 class DueIndex:
@@ -58,10 +62,10 @@ class Outstanding:
     """Open referrals by (department, stage waited in), with the oldest waiting time."""
 
     def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counts: Counter[tuple[str, Stage]] = Counter()
         # (key, department) -> (stage, since); the truth for the lazy oldest-heaps below
-        self._open: dict[tuple[bytes, str], tuple[str, float]] = {}
-        self._oldest: dict[tuple[str, str], list[tuple[float, bytes]]] = {}
+        self._open: dict[tuple[bytes, str], tuple[Stage, float]] = {}
+        self._oldest: dict[tuple[str, Stage], list[tuple[float, bytes]]] = {}
 
     def update(self, key: bytes, track: ReportTrack | None, departments: Iterable[str]) -> None:
         """Replace what the index holds for ``key`` by ``track`` (None: forget the report).
@@ -76,12 +80,12 @@ class Outstanding:
         if track is not None:
             for department, ref in track.refs.items():
                 if ref.open:
-                    stage = sys.intern(ref.stage)
+                    stage = ref.stage
                     self._open[(key, department)] = (stage, ref.stage_at)
                     self.counts[(department, stage)] += 1
                     heapq.heappush(self._oldest.setdefault((department, stage), []), (ref.stage_at, key))
 
-    def oldest(self, department: str, stage: str) -> float | None:
+    def oldest(self, department: str, stage: Stage | str) -> float | None:
         """When the longest-waiting referral of this department entered this stage."""
         heap = self._oldest.get((department, stage))
         while heap:
@@ -91,7 +95,7 @@ class Outstanding:
             heapq.heappop(heap)  # acknowledged or moved on since it was pushed
         return None
 
-    def groups(self) -> Iterable[tuple[str, str]]:
+    def groups(self) -> Iterable[tuple[str, Stage]]:
         return [group for group, n in self.counts.items() if n > 0]
 
     def clear(self) -> None:
@@ -101,3 +105,34 @@ class Outstanding:
 
     def __len__(self) -> int:
         return len(self._open)
+
+
+class TrackerIndex:
+    """The derived indexes of one worker, and which partitions they were built for."""
+
+    def __init__(self) -> None:
+        self.due = DueIndex()
+        self.outstanding = Outstanding()
+        self.partitions: frozenset[int] | None = None
+        self.ticking: dict[bytes, float] = {}  # ticks sent, not yet handled
+
+    def apply(self, key: bytes, track: ReportTrack | None, departments: list[str], when: float | None) -> None:
+        self.outstanding.update(key, track, departments)
+        self.due.schedule(key, when)
+        self.ticking.pop(key, None)
+
+    def rebuild(self, items: Any, partitions: frozenset[int], tracker: Tracker) -> int:
+        """Index the table's reports of ``partitions`` (``items``: key, state bytes); how many."""
+        self.due.clear()
+        self.outstanding.clear()
+        self.ticking.clear()
+        count = 0
+        for key, raw in items:
+            track = codec.decode(raw)
+            if track.partition not in partitions:
+                continue  # a standby copy of another worker's partition
+            self.outstanding.update(key, track, [])
+            self.due.schedule(key, tracker.next_check(track))
+            count += 1
+        self.partitions = partitions
+        return count

@@ -12,7 +12,7 @@ from services.common.settings import _Settings
 
 class TrackerSettings(_Settings):
     section: ClassVar[str] = "tracker"
-    model_config = SettingsConfigDict(env_prefix="CLUEBUS_TRACKER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLUEBUS_TRACKER_")
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9302, ge=0, le=65535, description="0 turns the metrics endpoint off.")

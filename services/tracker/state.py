@@ -3,7 +3,9 @@
 One :class:`ReportTrack` per report holds every referral of that report: its
 stage, its due times, and which escalation levels have fired. The tracker's
 faust agent feeds it routing decisions, acknowledgements and clock ticks; each
-call returns an :class:`Outcome` saying what to emit and what to store.
+call returns an :class:`Outcome` saying what to emit and what to store. The
+records are in ``services/tracker/track.py``, their bytes in
+``services/tracker/codec.py``, the lifecycle's order in ``schemas.enums.Stage``.
 
 Rules of the lifecycle (FHIR Task / IHE 360X style):
 
@@ -23,11 +25,10 @@ Rules of the lifecycle (FHIR Task / IHE 360X style):
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from schemas import (
     Ack,
@@ -40,21 +41,13 @@ from schemas import (
     Stage,
     escalation_id_for,
 )
+from schemas.enums import Role
 from schemas.lifecycle import ack_refusal
 from services.rules import CompiledRules
+from services.tracker.track import Due, Fired, PendingAck, RefTrack, ReportTrack
 
-STATE_VERSION = 1
-# The clock a referral waits on, by its current stage (None: final).
-WAITING_ON: dict[str, str | None] = {
-    "routed": DueStage.received.value,
-    "received": DueStage.decided.value,
-    "accepted": DueStage.completed.value,
-    "declined": None,
-    "completed": None,
-}
-DUE_INDEX = {"received": 0, "decided": 1, "completed": 2}
-OPEN_STAGES = ("routed", "received", "accepted")
-_intern = sys.intern
+# Where an input was read (topic, partition, offset, raw bytes): a refused one is dead-lettered from there.
+Origin = tuple[str, int, int, bytes]
 
 
 def ts(moment: datetime) -> float:
@@ -63,117 +56,6 @@ def ts(moment: datetime) -> float:
 
 def dt(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-@dataclass(slots=True)
-class RefTrack:
-    """One department's referral of a report."""
-
-    referral_id: str
-    role: str
-    priority: str
-    due: list[float]  # received, decided, completed (epoch seconds)
-    case_owner_required: bool
-    stage: str = "routed"
-    stage_at: float = 0.0
-    # due stage -> [last level fired, last repeat fired]
-    escalated: dict[str, list[int]] = field(default_factory=dict)
-    decline_reason: str | None = None
-    outcome: str | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.stage in OPEN_STAGES
-
-    def waiting_on(self) -> str | None:
-        return WAITING_ON[self.stage]
-
-    def due_at(self) -> float | None:
-        clock = self.waiting_on()
-        return self.due[DUE_INDEX[clock]] if clock else None
-
-    def escalation_level(self) -> int:
-        clock = self.waiting_on()
-        return self.escalated.get(clock, [0, 0])[0] if clock else 0
-
-
-@dataclass(slots=True)
-class ReportTrack:
-    """Everything the tracker knows about one report."""
-
-    report_id: str
-    source: str = ""
-    source_system: str = ""
-    category: str = ""
-    routed_at: float = 0.0
-    partition: int = -1
-    seq: int = 0  # last status sequence number emitted (the first, at the decision, is 0)
-    refs: dict[str, RefTrack] = field(default_factory=dict)
-    # Acknowledgements that arrived before the routing decision:
-    # [ack JSON, topic, partition, offset, arrived at]
-    pending: list[list[Any]] = field(default_factory=list)
-    closed_at: float | None = None
-
-    @property
-    def routed(self) -> bool:
-        return bool(self.refs)
-
-    # Compact serialisation: the table holds bytes, ~150 bytes per referral.
-    def to_bytes(self) -> bytes:
-        refs = {
-            d: [
-                r.referral_id,
-                r.role,
-                r.priority,
-                r.due,
-                int(r.case_owner_required),
-                r.stage,
-                r.stage_at,
-                r.escalated,
-                r.decline_reason,
-                r.outcome,
-            ]
-            for d, r in self.refs.items()
-        }
-        body = [
-            STATE_VERSION,
-            self.report_id,
-            self.source,
-            self.source_system,
-            self.category,
-            self.routed_at,
-            self.partition,
-            self.seq,
-            refs,
-            self.pending,
-            self.closed_at,
-        ]
-        return json.dumps(body, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> ReportTrack:
-        (version, report_id, source, system, category, routed_at, partition, seq, refs, pending, closed_at) = (
-            json.loads(raw)
-        )
-        if version != STATE_VERSION:
-            raise ValueError(f"tracker state version {version} is not {STATE_VERSION}")
-        return cls(
-            report_id=report_id,
-            source=_intern(source),
-            source_system=system,
-            category=_intern(category),
-            routed_at=routed_at,
-            partition=partition,
-            seq=seq,
-            refs={
-                _intern(d): RefTrack(
-                    r[0], _intern(r[1]), _intern(r[2]), r[3], bool(r[4]), _intern(r[5]), r[6], r[7], r[8], r[9]
-                )
-                for d, r in refs.items()
-            },
-            pending=pending,
-            closed_at=closed_at,
-        )
 
 
 @dataclass
@@ -224,46 +106,45 @@ class TrackerPolicy:
 
 
 class Tracker:
-    """Applies inputs to a report's state. ``rules()`` gives the rules in force (hot reload)."""
+    """Applies inputs to a report's state; ``rules()`` gives the rules in force (hot reload)."""
 
-    def __init__(self, rules: Any, policy: TrackerPolicy | None = None) -> None:
+    def __init__(self, rules: Callable[[], CompiledRules], policy: TrackerPolicy | None = None) -> None:
         self._rules = rules
         self.policy = policy or TrackerPolicy()
 
     @property
     def rules(self) -> CompiledRules:
-        return self._rules() if callable(self._rules) else self._rules
+        return self._rules()
 
     # --- inputs ---------------------------------------------------------------------------
     def on_decision(self, track: ReportTrack | None, decision: RoutingDecision, partition: int, now: float) -> Outcome:
         if track is not None and track.routed:
             return Outcome(track, next_check=self.next_check(track))  # decision seen already
         track = track or ReportTrack(report_id=decision.report_id)
-        track.source, track.source_system = decision.source.value, decision.source_system
-        track.category, track.routed_at, track.partition = decision.category.value, ts(decision.decided_at), partition
+        track.source, track.source_system = decision.source, decision.source_system
+        track.category, track.routed_at, track.partition = decision.category, ts(decision.decided_at), partition
         for r in decision.recipients:
-            track.refs[_intern(r.department)] = RefTrack(
+            track.refs[sys.intern(r.department)] = RefTrack(
                 referral_id=r.referral_id,
-                role=_intern(r.role.value),
-                priority=_intern(r.priority.value),
-                due=[ts(r.due.received), ts(r.due.decided), ts(r.due.completed)],
+                role=r.role,
+                priority=r.priority,
+                due=Due(ts(r.due.received), ts(r.due.decided), ts(r.due.completed)),
                 case_owner_required=r.case_owner_required,
-                stage="routed",
+                stage=Stage.routed,
                 stage_at=track.routed_at,
             )
         out = Outcome(track, changed=True)
         parked, track.pending = track.pending, []
-        for raw, topic, part, offset, _arrived in parked:
-            self._apply_ack(track, Ack.model_validate_json(raw), now, out, origin=(topic, part, offset, raw.encode()))
+        for p in parked:
+            origin = (p.topic, p.partition, p.offset, p.ack_json.encode())
+            self._apply_ack(track, Ack.model_validate_json(p.ack_json), now, out, origin)
         self._escalate(track, now, out)
         track.seq = -1
         self._finish(track, now, out)  # the report's first status (seq 0): the tracker holds its clocks
         out.next_check = self.next_check(track)
         return out
 
-    def on_ack(
-        self, track: ReportTrack | None, ack: Ack, now: float, origin: tuple[str, int, int, bytes] | None = None
-    ) -> Outcome:
+    def on_ack(self, track: ReportTrack | None, ack: Ack, now: float, origin: Origin | None = None) -> Outcome:
         if track is None or not track.routed:
             # The routing decision may still be on its way (another partition's fetch):
             # wait for it a while before calling the referral unknown.
@@ -278,7 +159,7 @@ class Tracker:
                     ],
                 )
             topic, part, offset, raw = origin or ("", -1, -1, ack.model_dump_json().encode())
-            track.pending.append([raw.decode(), topic, part, offset, now])
+            track.pending.append(PendingAck(raw.decode(), topic, part, offset, now))
             return Outcome(track, changed=True, next_check=self.next_check(track))
         out = Outcome(track)
         self._apply_ack(track, ack, now, out, origin)
@@ -291,19 +172,19 @@ class Tracker:
         if track is None:
             return Outcome(None)
         if not track.routed:
-            arrived = min(p[4] for p in track.pending) if track.pending else now
-            if now - arrived < self.policy.unknown_ack_grace_s:
+            arrived = track.first_pending_at()
+            if now - (now if arrived is None else arrived) < self.policy.unknown_ack_grace_s:
                 return Outcome(track, next_check=self.next_check(track))
             out = Outcome(None, delete=True)
-            for raw, topic, part, offset, _ in track.pending:
+            for p in track.pending:
                 out.rejections.append(
                     Rejection(
                         "unknown_referral",
                         f"no routing decision for this report arrived within {self.policy.unknown_ack_grace_s:.0f}s",
-                        topic,
-                        part,
-                        offset,
-                        raw.encode(),
+                        p.topic,
+                        p.partition,
+                        p.offset,
+                        p.ack_json.encode(),
                     )
                 )
             return out
@@ -317,9 +198,7 @@ class Tracker:
         return out
 
     # --- acknowledgements ------------------------------------------------------------------
-    def _apply_ack(
-        self, track: ReportTrack, ack: Ack, now: float, out: Outcome, origin: tuple[str, int, int, bytes] | None
-    ) -> None:
+    def _apply_ack(self, track: ReportTrack, ack: Ack, now: float, out: Outcome, origin: Origin | None) -> None:
         def reject(reason: str, message: str) -> None:
             topic, part, offset, raw = origin or (None, None, None, None)
             out.rejections.append(Rejection(reason, message, topic, part, offset, raw))
@@ -331,47 +210,31 @@ class Tracker:
             return reject("unknown_referral", f"report has no referral to department {ack.department}")
         if ref.referral_id != ack.referral_id:
             return reject("unknown_referral", "referral_id does not match the department's referral")
-        stage, new = ref.stage, ack.stage.value
-        if stage == new:
+        new = ack.stage.stage
+        if ref.stage == new:
             return  # repeated acknowledgement: idempotent
-        refusal = ack_refusal(stage, new, case_owner_required=ref.case_owner_required, case_owner=ack.case_owner)
+        refusal = ack_refusal(ref.stage, new, case_owner_required=ref.case_owner_required, case_owner=ack.case_owner)
         if refusal is not None:
             return reject(*refusal)
 
         at = min(max(ts(ack.at), track.routed_at), now + self.policy.future_skew_s)
-        ref.stage, ref.stage_at = _intern(new), at
-        if new == "declined":
-            ref.decline_reason = ack.reason_code.value if ack.reason_code else None
+        ref.stage, ref.stage_at = new, at
+        if new == Stage.declined:
+            ref.decline_reason = ack.reason_code
             out.observations.append(Observation("decline", ack.department, reason=ref.decline_reason or ""))
-            if ref.role == "lead":
+            if ref.role == Role.lead:
+                rules = self.rules
                 target = (
-                    self.rules.lead_decline_target(ack.department)
-                    if ack.department in self.rules.departments
+                    rules.lead_decline_target(ack.department)
+                    if ack.department in rules.departments
                     else "joint_meeting"
                 )
-                out.escalations.append(
-                    Escalation(
-                        escalation_id=escalation_id_for(
-                            ref.referral_id, DueStage.decided, 1, 0, EscalationReason.declined_by_lead
-                        ),
-                        referral_id=ref.referral_id,
-                        report_id=track.report_id,
-                        department=ack.department,
-                        stage_overdue=DueStage.decided,
-                        level=1,
-                        repeat=0,
-                        target=target,
-                        reason=EscalationReason.declined_by_lead,
-                        priority=ref.priority,
-                        due_at=dt(ref.due[DUE_INDEX["decided"]]),
-                        escalated_at=dt(now),
-                    )
-                )
-                out.observations.append(
-                    Observation("escalation", ack.department, level=1, reason=EscalationReason.declined_by_lead.value)
-                )
-        if new == "completed":
-            ref.outcome = ack.outcome_code.value if ack.outcome_code else None
+                reason = EscalationReason.declined_by_lead
+                clock = DueStage.decided
+                out.escalations.append(_escalation(track, ack.department, ref, clock, 1, 0, target, reason, now))
+                out.observations.append(Observation("escalation", ack.department, level=1, reason=reason.value))
+        if new == Stage.completed:
+            ref.outcome = ack.outcome_code
         out.observations.append(
             Observation("ack", ack.department, new, ref.priority, seconds=max(0.0, at - track.routed_at))
         )
@@ -384,12 +247,12 @@ class Tracker:
             clock = ref.waiting_on()
             if clock is None:
                 continue
-            due = ref.due[DUE_INDEX[clock]]
+            due = ref.due.of(clock)
             if now < due or department not in rules.departments:
                 continue
             chain = rules.escalation(department)
             levels = chain.levels
-            level, repeat = ref.escalated.get(clock, [0, 0])
+            level, repeat = ref.fired(clock)
             fired: list[tuple[int, int]] = []
             while level < len(levels) and now >= due + levels[level].after.total_seconds():
                 level += 1
@@ -404,23 +267,11 @@ class Tracker:
                 continue
             if clock not in ref.escalated:
                 out.observations.append(Observation("overdue", department, clock))
-            ref.escalated[clock] = [level, repeat]
+            ref.escalated[clock] = Fired(level, repeat)
             for lvl, rep in fired:
+                target = rules.escalation_target(department, lvl)
                 out.escalations.append(
-                    Escalation(
-                        escalation_id=escalation_id_for(ref.referral_id, clock, lvl, rep),
-                        referral_id=ref.referral_id,
-                        report_id=track.report_id,
-                        department=department,
-                        stage_overdue=DueStage(clock),
-                        level=lvl,
-                        repeat=rep,
-                        target=rules.escalation_target(department, lvl),
-                        reason=EscalationReason.overdue,
-                        priority=ref.priority,
-                        due_at=dt(due),
-                        escalated_at=dt(now),
-                    )
+                    _escalation(track, department, ref, clock, lvl, rep, target, EscalationReason.overdue, now)
                 )
                 out.observations.append(
                     Observation("escalation", department, clock, level=lvl, reason=EscalationReason.overdue.value)
@@ -430,9 +281,8 @@ class Tracker:
     def next_check(self, track: ReportTrack) -> float | None:
         """When this report next needs the clock (an escalation, a timeout, expiry)."""
         if not track.routed:
-            if not track.pending:
-                return None
-            return min(p[4] for p in track.pending) + self.policy.unknown_ack_grace_s
+            arrived = track.first_pending_at()
+            return None if arrived is None else arrived + self.policy.unknown_ack_grace_s
         if track.closed_at is not None:
             return track.closed_at + self.policy.closed_retention_s
         rules = self.rules
@@ -441,9 +291,9 @@ class Tracker:
             clock = ref.waiting_on()
             if clock is None or department not in rules.departments:
                 continue
-            due = ref.due[DUE_INDEX[clock]]
+            due = ref.due.of(clock)
             chain = rules.escalation(department)
-            level, repeat = ref.escalated.get(clock, [0, 0])
+            level, repeat = ref.fired(clock)
             if level < len(chain.levels):
                 when = due + chain.levels[level].after.total_seconds()
             else:
@@ -472,13 +322,41 @@ class Tracker:
                     department=department,
                     role=ref.role,
                     referral_id=ref.referral_id,
-                    stage=Stage(ref.stage),
+                    stage=ref.stage,
                     stage_at=dt(ref.stage_at),
                     overdue=ref.open and (ref.due_at() or now + 1) <= now,
                     escalation_level=ref.escalation_level(),
-                    decline_reason_code=ref.decline_reason if ref.stage == "declined" else None,
-                    outcome_code=ref.outcome if ref.stage == "completed" else None,
+                    decline_reason_code=ref.decline_reason if ref.stage == Stage.declined else None,
+                    outcome_code=ref.outcome if ref.stage == Stage.completed else None,
                 )
                 for department, ref in sorted(track.refs.items())
             ),
         )
+
+
+def _escalation(
+    track: ReportTrack,
+    department: str,
+    ref: RefTrack,
+    clock: DueStage,
+    level: int,
+    repeat: int,
+    target: str,
+    reason: EscalationReason,
+    now: float,
+) -> Escalation:
+    """The one way an :class:`Escalation` is made: overdue clocks and a lead's decline alike."""
+    return Escalation(
+        escalation_id=escalation_id_for(ref.referral_id, clock, level, repeat, reason),
+        referral_id=ref.referral_id,
+        report_id=track.report_id,
+        department=department,
+        stage_overdue=clock,
+        level=level,
+        repeat=repeat,
+        target=target,
+        reason=reason,
+        priority=ref.priority,
+        due_at=dt(ref.due.of(clock)),
+        escalated_at=dt(now),
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def tracking(app: Any) -> Any:
-    """report_id -> ReportTrack bytes.
+    """report_id -> ReportTrack bytes (``services/tracker/codec.py``).
 
     Written only after the event's outputs are acknowledged, and placed by key
     (``use_partitioner``), the same murmur2 partitioning as the input topics.

@@ -25,8 +25,7 @@ def rules_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def bus(kafka_settings, topic_settings, rules_file):
     """All topics of the bus under this test's prefix."""
-    departments = load_rules(rules_file).departments
-    ensure_topics(kafka_settings, topic_specs(topic_settings, departments))
+    ensure_topics(kafka_settings, topic_specs(topic_settings, load_rules(rules_file)))
     return topic_settings.names
 
 

@@ -5,10 +5,11 @@ from kafka import KafkaAdminClient
 from services.common import kafka as clients
 from services.common.settings import TopicSettings
 from services.common.topic_admin import delete_prefixed_topics, ensure_topics, topic_specs
+from tests.small_rules import small_rules
 
 from .support import wait_until
 
-DEPARTMENTS = ["police", "education", "civil_affairs"]
+DEPARTMENTS = small_rules(["police", "education", "civil_affairs"])
 
 
 def test_topics_ensure_creates_everything_once(kafka_settings, topic_settings: TopicSettings):

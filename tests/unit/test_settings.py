@@ -111,3 +111,59 @@ def test_min_isr_not_below_the_replication_factor_is_refused_at_load(monkeypatch
         f"CLUEBUS_TOPICS_MIN_INSYNC_REPLICAS={min_isr} must be below CLUEBUS_TOPICS_REPLICATION_FACTOR={rf}" in message
     )
     assert "\n" not in message and "Value error" not in message
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ('[kafka]\nbootstrapp = "k1:9093"\n', "[kafka] has no setting 'bootstrapp'; its settings are: bootstrap,"),
+        ('[topics]\nprefix = "p"\nretention = 1\n', "[topics] has no setting 'retention'"),
+        ('[kafak]\nbootstrap = "k1:9093"\n', "unknown section [kafak]; the sections are [kafka], [topics]"),
+        ('bootstrap = "k1:9093"\n', "'bootstrap' is outside any section"),
+    ],
+)
+def test_a_typo_in_the_config_file_is_an_error_naming_key_and_section(tmp_path, monkeypatch, text, needle):
+    conf = tmp_path / "cluebus.toml"
+    conf.write_text(text)
+    monkeypatch.setenv("CLUEBUS_CONFIG", str(conf))
+    with pytest.raises(ValueError) as err:
+        cfg.load(KafkaSettings if "kafka" in text or "bootstrap" in text else TopicSettings)
+    assert needle in str(err.value) and str(conf) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_section_of_a_shared_file_is_read_by_its_own_class(tmp_path, monkeypatch):
+    conf = tmp_path / "cluebus.toml"
+    conf.write_text('[kafka]\nclient_id = "a"\n[tracker]\ntick_interval_s = 2.0\n[console]\nport = 9443\n')
+    monkeypatch.setenv("CLUEBUS_CONFIG", str(conf))
+    from services.console.settings import ConsoleSettings
+    from services.tracker.settings import TrackerSettings
+
+    assert cfg.load(KafkaSettings).client_id == "a"  # the other sections are not its business
+    assert cfg.load(TrackerSettings).tick_interval_s == 2.0
+    assert cfg.load(ConsoleSettings).port == 9443
+
+
+def test_environment_keeps_working_and_unknown_variables_are_not_errors(monkeypatch):
+    monkeypatch.setenv("CLUEBUS_KAFKA_BOOTSTRAP", "k9:9093")
+    monkeypatch.setenv("CLUEBUS_KAFKA_NO_SUCH_SETTING", "x")  # the environment is shared: not ours to police
+    monkeypatch.setenv("CLUEBUS_LOG_LEVEL", "debug")
+    assert cfg.load(KafkaSettings).bootstrap == "k9:9093"
+    assert cfg.load(cfg.ServiceSettings).log_level == "debug"  # prefix CLUEBUS_ also sees CLUEBUS_KAFKA_*
+
+
+def test_an_unknown_keyword_in_code_is_an_error():
+    with pytest.raises(ValueError, match="CLUEBUS_TOPICS_PREFIXX: Extra inputs are not permitted"):
+        cfg.load(TopicSettings, prefixx="p")
+
+
+def test_the_known_sections_are_the_settings_classes_sections():
+    import services.adapters.settings
+    import services.console.settings
+    import services.reconciler.settings
+    import services.router.settings
+    import services.tracker.settings  # noqa: F401 - every settings class is defined
+
+    def subclasses(cls):  # type: ignore[no-untyped-def]
+        return {c for s in cls.__subclasses__() for c in (s, *subclasses(s))}
+
+    assert sorted(c.section for c in subclasses(cfg._Settings)) == sorted(cfg.SECTIONS)

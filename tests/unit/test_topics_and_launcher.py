@@ -1,13 +1,18 @@
 import pytest
 
+from schemas.enums import Source
 from services.common.settings import TopicSettings
 from services.common.topic_admin import topic_specs
-from services.common.topics import SOURCES, TopicNames
+from services.common.topics import TopicNames
 from services.devkafka.broker import LauncherError, LocalBroker
+from tests.conftest import REPO
+from tests.small_rules import small_rules
+
+SOURCES = [s.value for s in Source]
 
 
 def test_every_topic_family_is_specified_once():
-    specs = topic_specs(TopicSettings(prefix="x", partitions=4), ["police", "education", "police"])
+    specs = topic_specs(TopicSettings(prefix="x", partitions=4), small_rules(["police", "education"]))
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
     assert {f"x.reports.{s}" for s in SOURCES} <= set(names)
@@ -131,3 +136,24 @@ def test_the_secure_profile_refuses_a_cluster():
     result = CliRunner().invoke(main, ["kafka", "up", "--profile", "secure", "--brokers", "3", "--port", "39100"])
     assert result.exit_code == 1
     assert "the secure profile runs one broker" in result.output
+
+
+def test_every_module_with_commands_is_registered_and_every_command_has_one_home():
+    import ast
+
+    from services import cli
+
+    with_commands = set()
+    for path in [*REPO.glob("services/**/*.py"), *REPO.glob("schemas/*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(
+            isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "COMMANDS" for t in n.targets) for n in tree.body
+        ):
+            with_commands.add(".".join(path.relative_to(REPO).with_suffix("").parts))
+    assert with_commands == set(cli.SUBSYSTEM_MODULES)
+    assert "deadletters" in cli.main.commands and "router" in cli.main.commands
+    from services.deadletter.cli import deadletters_command
+    from services.router.cli import COMMANDS as ROUTER_COMMANDS
+
+    assert cli.main.commands["deadletters"] is deadletters_command
+    assert [c.name for c in ROUTER_COMMANDS] == ["router"]

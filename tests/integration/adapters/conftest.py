@@ -74,5 +74,5 @@ def topics(kafka_settings, topic_settings) -> Iterator[Any]:
     """The bus's topics under this test's prefix (reports, status, ...), without referrals."""
     from services.common.topic_admin import ensure_topics, topic_specs
 
-    ensure_topics(kafka_settings, topic_specs(topic_settings, []))
+    ensure_topics(kafka_settings, topic_specs(topic_settings))
     yield topic_settings.names

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 from schemas import REPORT_MODELS, Source, parse_report
 from services.adapters.app import create_app
+from services.adapters.runtime import AdapterRuntime
 from services.adapters.settings import AdapterSettings
-from services.common.settings import KafkaSettings, TopicSettings
+from services.common.settings import TopicSettings
 
+from ...unit.adapters.fakes import NoKafka
 from ...unit.adapters.support import submissions, token_for, write_tokens
 
 REQUESTS_PER_ADAPTER = 2500
@@ -108,12 +110,7 @@ def apps(tmp_path_factory) -> dict[Source, Driver]:
             auth_failure_burst=10**7,
         )
         app = create_app(
-            source,
-            settings_,
-            kafka_settings=KafkaSettings(bootstrap="127.0.0.1:1"),
-            topic_settings=TopicSettings(prefix="fuzz"),
-            enable_relay=False,
-            enable_status=False,
+            AdapterRuntime(source, settings_, kafka=NoKafka(), topic_settings=TopicSettings(prefix="fuzz"))
         )
         app.state.adapter.start()  # what the lifespan does
         out[source] = Driver(app)

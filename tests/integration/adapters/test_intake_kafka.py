@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from schemas import SUBMISSION_MODELS, ReportStatus, Source, referral_id_for
 from schemas.examples import load_examples
 from services.adapters.app import create_app
+from services.adapters.runtime import AdapterRuntime, KafkaClients
 from services.adapters.settings import AdapterSettings
 from services.common import kafka as clients
 
@@ -34,7 +35,8 @@ def live(
             relay_backoff_max_s=1,
             **overrides,
         )
-        app = create_app(source, settings, kafka_settings=kafka_settings, topic_settings=topic_settings)
+        kafka = KafkaClients(kafka_settings, source, settings)
+        app = create_app(AdapterRuntime(source, settings, kafka=kafka, topic_settings=topic_settings))
         client = TestClient(app)
         client.__enter__()
         opened.append(client)

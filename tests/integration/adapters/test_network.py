@@ -21,11 +21,13 @@ import pytest
 
 from schemas import Source
 from services.adapters.app import create_app
+from services.adapters.runtime import AdapterRuntime
 from services.adapters.server import build_server
 from services.adapters.settings import AdapterSettings
 from services.adapters.tls_dev import DevTLS, make_dev_tls
-from services.common.settings import KafkaSettings, TopicSettings
+from services.common.settings import TopicSettings
 
+from ...unit.adapters.fakes import NoKafka
 from ...unit.adapters.support import auth, submission, system_for
 from ..support import free_port
 
@@ -80,14 +82,7 @@ def serve(tmp_path: Path, tokens_file: Path) -> Iterator[Callable[..., Served]]:
         settings = AdapterSettings(
             tokens_file=tokens_file, outbox_dir=tmp_path / f"ob-{len(servers)}", **tls_settings, **overrides
         )
-        app = create_app(
-            H,
-            settings,
-            kafka_settings=KafkaSettings(bootstrap="127.0.0.1:1"),
-            topic_settings=TopicSettings(prefix="net"),
-            enable_relay=False,
-            enable_status=False,
-        )
+        app = create_app(AdapterRuntime(H, settings, kafka=NoKafka(), topic_settings=TopicSettings(prefix="net")))
         port = free_port()
         server = build_server(app, settings, app.state.adapter.metrics, port, log_level="warning")
         thread = threading.Thread(target=server.run, daemon=True)

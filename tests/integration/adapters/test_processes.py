@@ -66,7 +66,7 @@ def test_broker_outage_keeps_accepting_and_drains_exactly_once(
     broker = LocalBroker(port=free_port_pair(), run_dir=tmp_path / "broker")
     broker.up()
     try:
-        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, []))
+        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings))
         env = {**adapter_env, "CLUEBUS_KAFKA_BOOTSTRAP": broker.bootstrap}
         _, url = start_adapter(Source.school, env)
         before = [post(url, Source.school, f"before-{i}") for i in range(5)]

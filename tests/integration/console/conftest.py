@@ -90,7 +90,7 @@ def stack(kafka_bootstrap, tmp_path_factory):
     kafka = KafkaSettings(bootstrap=kafka_bootstrap)
     rules_file = base / "routing_rules.toml"
     rules_file.write_text(short_normal_clocks((REPO / "routing_rules.toml").read_text()))
-    ensure_topics(kafka, topic_specs(topics, load_rules(rules_file).departments))
+    ensure_topics(kafka, topic_specs(topics, load_rules(rules_file)))
     console_port, adapter_port, tracker_port, console_metrics = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,

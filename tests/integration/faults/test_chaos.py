@@ -31,14 +31,15 @@ import httpx
 import pytest
 
 from schemas import Referral, RoutingDecision
+from schemas.enums import Source
 from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
-from services.common.topics import SOURCES
 from services.rules import load_rules
 
 from ..support import REPO, adapter_env, collect, free_port, free_port_pair, wait_healthy
 
 HARNESS = [sys.executable, "-m", "tests.integration.router.drop_harness"]
+SOURCES = [s.value for s in Source]
 
 EXAMPLES = {s: json.loads((REPO / f"deploy/adapters/examples/{s}.json").read_text()) for s in SOURCES}
 RATE = 15.0  # posts per second over the five adapters
@@ -110,7 +111,7 @@ def test_chaos_every_accepted_report_is_decided_and_delivered(
     broker.up()
     started: list = []
     try:
-        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, rules.departments))
+        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, rules))
         # A killed member holds its partitions until its session expires: keep sessions short.
         env = {**service_env, "CLUEBUS_KAFKA_BOOTSTRAP": broker.bootstrap, "CLUEBUS_SESSION_TIMEOUT_S": "3"}
         ports = {s: free_port() for s in SOURCES}

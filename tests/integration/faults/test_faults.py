@@ -205,8 +205,7 @@ def test_broker_stopped_and_restarted_during_intake_loses_no_accepted_report(
     broker.up()
     router = adapter = None
     try:
-        departments = load_rules(rules_file).departments
-        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, departments))
+        ensure_topics(KafkaSettings(bootstrap=broker.bootstrap), topic_specs(topic_settings, load_rules(rules_file)))
         env = {**service_env, "CLUEBUS_KAFKA_BOOTSTRAP": broker.bootstrap}
         port = free_port()
         url = f"http://127.0.0.1:{port}"

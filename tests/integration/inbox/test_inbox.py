@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from schemas import Ack, referral_id_for
-from services.inbox.client import DepartmentInbox, InboxError, inbox_group
+from services.inbox.client import DepartmentInbox, InboxError
 
 from ..support import CLUEBUS, collect, free_port, many_reports, metric_value, produce, wait_until
 
@@ -90,16 +90,14 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
     produce(kafka_settings.bootstrap, [(bus.referral("police"), b"junk", b"{not a referral")])
 
     store = tmp_path / "police.sqlite3"
-    first = DepartmentInbox(
-        kafka_settings, topic_settings, "police", store=store, user="officer.1", rules_file=rules_file
-    )
+    first = DepartmentInbox(kafka_settings, topic_settings, rules, "police", store=store, user="officer.1")
     result = first.sync(timeout_s=20)
     assert (result.new, result.unreadable, result.caught_up) == (len(police), 1, True)
     assert result.acks_sent == len(police)
     first.close()
 
     # A new inbox on the same store and group starts after the committed offsets: nothing is new.
-    again = DepartmentInbox(kafka_settings, topic_settings, "police", store=store, user="officer.1")
+    again = DepartmentInbox(kafka_settings, topic_settings, rules, "police", store=store, user="officer.1")
     assert again.sync(timeout_s=10).seen == 0
     assert {i.referral_id for i in again.pending()} == {r.referral_id for r in police}
     # Receipt was acknowledged with the storing: the department now owes the decision, not the receipt.
@@ -111,7 +109,7 @@ def test_sync_commits_only_what_it_stored_and_each_referral_is_received_once(
 
     consumer = KafkaConsumer(
         bootstrap_servers=kafka_settings.bootstrap,
-        group_id=inbox_group(topic_settings, "police"),
+        group_id=topic_settings.names.inbox_group("police"),
         enable_auto_commit=False,
     )
     parts = [TopicPartition(bus.referral("police"), p) for p in range(3)]
@@ -129,11 +127,19 @@ def test_an_unknown_department_or_missing_topic_is_a_clear_error(
 ):
     import pytest
 
+    from services.rules import load_rules
+
+    rules = load_rules(rules_file)
     with pytest.raises(InboxError, match="unknown department 'polize'"):
-        DepartmentInbox(
-            kafka_settings, topic_settings, "polize", store=tmp_path / "x.sqlite3", user="a.b", rules_file=rules_file
-        )
-    inbox = DepartmentInbox(kafka_settings, topic_settings, "nobody_here", store=tmp_path / "y.sqlite3", user="a.b")
-    with pytest.raises(InboxError, match="no partitions of"):
+        DepartmentInbox(kafka_settings, topic_settings, rules, "polize", store=tmp_path / "x.sqlite3", user="a.b")
+    # A department of the rules whose referral topic (here: its override) does not exist.
+    nowhere = f"{topic_settings.prefix}.nowhere.police"
+    rules_file.write_text(
+        rules_file.read_text().replace("[departments.police]\n", f'[departments.police]\ntopic = "{nowhere}"\n', 1)
+    )
+    inbox = DepartmentInbox(
+        kafka_settings, topic_settings, load_rules(rules_file), "police", store=tmp_path / "y.sqlite3", user="a.b"
+    )
+    with pytest.raises(InboxError, match=f"no partitions of {nowhere}"):
         inbox.sync(timeout_s=5)
     inbox.close()

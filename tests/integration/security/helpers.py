@@ -17,14 +17,11 @@ from services.common.settings import KafkaSettings, TopicSettings
 from services.common.topic_admin import ensure_topics, topic_specs
 from services.common.topics import TopicNames
 from services.devkafka.secure import SecureLocalBroker
+from tests.small_rules import small_rules, small_rules_text
 
 DEPARTMENTS = ("police", "education", "civil_affairs")
 REFUSAL_WITHIN_S = 10.0
 PARTITIONS = 2
-
-
-def rules_text(departments) -> str:
-    return "".join(f'[departments.{d}]\nname_en = "{d}"\n\n' for d in departments)
 
 
 @dataclass
@@ -76,9 +73,9 @@ def make_bus(broker: SecureLocalBroker, folder: Path, departments=DEPARTMENTS) -
         rules_file=folder / "routing_rules.toml",
         secrets_dir=Path(broker.run_dir) / "principal-secrets",
     )
-    bus.rules_file.write_text(rules_text(departments))
+    bus.rules_file.write_text(small_rules_text(departments))
     topics = TopicSettings(prefix=bus.prefix, partitions=PARTITIONS)
-    ensure_topics(bus.settings("admin"), topic_specs(topics, departments))
+    ensure_topics(bus.settings("admin"), topic_specs(topics, small_rules(departments)))
     bus.cli("acl", "users", "--rules", str(bus.rules_file), "--secrets-dir", str(bus.secrets_dir), "--generate-missing")
     bus.cli("acl", "apply", "--rules", str(bus.rules_file))
     return bus

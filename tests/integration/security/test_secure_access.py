@@ -24,11 +24,13 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from schemas.enums import Source
 from services.common import kafka as clients
 from services.common.kafka import KafkaUnavailable
-from services.common.topics import SOURCES
 
 from .helpers import consume_key, fetch_assigned, fetch_subscribed, produce, refused
+
+SOURCES = [s.value for s in Source]
 
 
 # --- departments -------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailed
 
 from services.acl.kafka_acls import existing_grants
 from services.common import kafka as clients
+from tests.small_rules import small_rules_text
 
-from .helpers import consume_key, fetch_assigned, make_bus, produce, refused, rules_text
+from .helpers import consume_key, fetch_assigned, make_bus, produce, refused
 
 
 def grants_on_broker(bus):
@@ -36,7 +37,7 @@ def test_removing_a_department_removes_its_acls(secure_broker, tmp_path):
     civil_group = names.app_id("inbox-civil_affairs")
     assert consume_key(civil, names.referral("civil_affairs"), civil_group, key) == b"r"
 
-    bus.rules_file.write_text(rules_text(["police", "education"]))
+    bus.rules_file.write_text(small_rules_text(["police", "education"]))
     result = bus.cli("acl", "apply", "--rules", str(bus.rules_file))
     # its referral topic (read), group, acks and access records (write); the router's write to its topic
     assert "applied: 0 added, 5 removed" in result.output

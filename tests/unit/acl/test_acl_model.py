@@ -4,19 +4,13 @@ import random
 
 import pytest
 
-from services.acl.departments import DepartmentsError, department_ids_from_toml
+from schemas.enums import Source
 from services.acl.model import Grant, all_principals, derive_grants, diff, is_managed, render_table
-from services.common.topics import SOURCES
+from tests.small_rules import small_rules
 
-RULES = """
-kind = "cluebus-routing-rules"
+SOURCES = [s.value for s in Source]
 
-[departments.police]
-name_en = "Police"
-
-[departments.education]
-name_en = "Education"
-"""
+RULES = small_rules(["police", "education"])
 
 
 def acls(grants, principal):
@@ -26,25 +20,12 @@ def acls(grants, principal):
 
 @pytest.fixture
 def grants():
-    return derive_grants("p", department_ids_from_toml(RULES))
+    return derive_grants("p", RULES)
 
 
-def test_departments_come_from_the_rules_tables():
-    assert department_ids_from_toml(RULES) == ["education", "police"]
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("kind = 'x'", "no \\[departments"),
-        ("[departments.Police]", "must match"),
-        ("[departments.'a-b']", "must match"),
-        ("[departments", "not valid TOML"),
-    ],
-)
-def test_bad_department_tables_are_refused(text, message):
-    with pytest.raises(DepartmentsError, match=message):
-        department_ids_from_toml(text)
+def test_departments_come_from_the_rules_tables(grants):
+    # Bad department tables are refused by the rules loader: tests/unit/rules/test_departments.py.
+    assert sorted({g.user for g in grants if g.user.startswith("dept-")}) == ["dept-education", "dept-police"]
 
 
 def test_department_reads_only_its_referrals_and_writes_acks_and_access_records(grants):
@@ -143,11 +124,13 @@ def test_plan_is_sorted_and_stable(grants):
     shuffled = list(grants)
     random.Random(4).shuffle(shuffled)  # noqa: S311 - test data
     assert render_table(shuffled) == render_table(grants)
-    assert derive_grants("p", ["police", "education"]) == derive_grants("p", ["education", "police"])
+    assert derive_grants("p", small_rules(["police", "education"])) == derive_grants(
+        "p", small_rules(["education", "police"])
+    )
 
 
 def test_plan_table_text():
-    table = render_table(derive_grants("p", ["police"], sources=["venue"]))
+    table = render_table(derive_grants("p", small_rules(["police"]), sources=["venue"]))
     lines = table.splitlines()
     assert lines[0].split() == ["PRINCIPAL", "OPERATION", "RESOURCE", "PATTERN", "NAME"]
     assert lines[1:4] == [
@@ -198,8 +181,8 @@ def test_managed_scope():
 
 
 def test_removing_a_department_removes_exactly_its_acls():
-    before = derive_grants("p", ["police", "education"])
-    after = derive_grants("p", ["police"])
+    before = derive_grants("p", small_rules(["police", "education"]))
+    after = derive_grants("p", small_rules(["police"]))
     changes = diff(after, before, "p")
     assert changes.to_add == []
     assert {(g.user, g.operation, g.resource_type, g.name) for g in changes.to_remove} == {
@@ -212,17 +195,13 @@ def test_removing_a_department_removes_exactly_its_acls():
 
 
 def test_referral_topic_override_is_honoured():
-    from services.acl.departments import departments_from_toml
     from services.acl.model import unmanaged
 
-    depts = departments_from_toml('[departments.police]\ntopic = "p.referrals.police-v2"\n[departments.court]\n')
-    assert depts == {"court": None, "police": "p.referrals.police-v2"}
-    grants = derive_grants("p", depts)
+    # A topic that is not a topic name ("a b") is refused by the rules loader: tests/unit/rules/test_departments.py.
+    grants = derive_grants("p", small_rules(["police", "court"], topics={"police": "p.referrals.police-v2"}))
     assert ("READ", "TOPIC", "LITERAL", "p.referrals.police-v2") in acls(grants, "dept-police")
     assert ("READ", "TOPIC", "LITERAL", "p.referrals.court") in acls(grants, "dept-court")
     assert ("WRITE", "TOPIC", "LITERAL", "p.referrals.police-v2") in acls(grants, "router")
     assert not unmanaged(grants, "p")
-    outside = derive_grants("p", {"police": "elsewhere.police"})
+    outside = derive_grants("p", small_rules(["police"], topics={"police": "elsewhere.police"}))
     assert {g.name for g in unmanaged(outside, "p")} == {"elsewhere.police"}
-    with pytest.raises(DepartmentsError, match="not a valid topic"):
-        departments_from_toml('[departments.police]\ntopic = "a b"\n')

@@ -12,6 +12,7 @@ from services.acl.users import (
     env_name,
     resolve_passwords,
 )
+from tests.small_rules import small_rules_text
 
 GOOD = "s3cret-" + "x" * 20
 
@@ -101,7 +102,7 @@ def test_users_command_changes_nothing_when_a_secret_is_missing(tmp_path):
     from services.acl.cli import acl
 
     rules = tmp_path / "rules.toml"
-    rules.write_text("[departments.police]\n")
+    rules.write_text(small_rules_text(["police"]))
     secret_file(tmp_path, "router")
     # No broker is contacted: the command stops before connecting.
     args = ["users", "--rules", str(rules), "--secrets-dir", str(tmp_path)]

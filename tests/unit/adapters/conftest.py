@@ -9,9 +9,11 @@ from fastapi.testclient import TestClient
 from schemas import Source
 from services.adapters.app import create_app
 from services.adapters.auth import TokenStore
+from services.adapters.runtime import AdapterRuntime
 from services.adapters.settings import AdapterSettings
-from services.common.settings import KafkaSettings, TopicSettings
+from services.common.settings import TopicSettings
 
+from .fakes import NoKafka
 from .support import write_tokens
 
 
@@ -22,7 +24,7 @@ def tokens_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_client(tmp_path: Path, tokens_file: Path) -> Iterator[Callable[..., TestClient]]:
-    """An adapter app without Kafka (relay and status follower off), in a TestClient."""
+    """An adapter app whose Kafka is never reachable (reports stay in the outbox), in a TestClient."""
     clients: list[TestClient] = []
 
     def make(source: Source | str = Source.hospital, **overrides: object) -> TestClient:
@@ -31,15 +33,8 @@ def make_client(tmp_path: Path, tokens_file: Path) -> Iterator[Callable[..., Tes
             outbox_dir=tmp_path / f"outbox-{source}-{len(clients)}",
             **overrides,
         )
-        app = create_app(
-            source,
-            settings,
-            kafka_settings=KafkaSettings(bootstrap="127.0.0.1:1"),
-            topic_settings=TopicSettings(prefix="unit"),
-            tokens=TokenStore(tokens_file),
-            enable_relay=False,
-            enable_status=False,
-        )
+        runtime = AdapterRuntime(source, settings, kafka=NoKafka(), topic_settings=TopicSettings(prefix="unit"))
+        app = create_app(runtime, tokens=TokenStore(tokens_file))
         client = TestClient(app, raise_server_exceptions=True)
         client.__enter__()
         clients.append(client)

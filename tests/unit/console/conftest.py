@@ -79,6 +79,7 @@ def console(tmp_path, rules, referrals, users_template):
             box = DepartmentInbox(
                 KafkaSettings(bootstrap="127.0.0.1:1"),
                 TopicSettings(prefix="u"),
+                rules,
                 department,
                 store=tmp_path / f"inbox-{department}.sqlite3",
                 user="cluebus-console",

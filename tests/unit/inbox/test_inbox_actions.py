@@ -46,24 +46,27 @@ class RecordingProducer:
         pass
 
 
+RULES = load_rules(REPO / "routing_rules.toml")
+
+
 @pytest.fixture
 def police_referral():
-    rules = load_rules(REPO / "routing_rules.toml")
+    rules = RULES
     data = load_examples("v1", "reports")["school-suspected_trafficking_child"]
     report = parse_report(json.dumps(data))
     (referral,) = [r for r in route_report(rules, report, datetime.now(UTC)).referrals if r.department == "police"]
     return referral
 
 
+def police_inbox(store, user: str) -> DepartmentInbox:  # type: ignore[no-untyped-def]
+    return DepartmentInbox(
+        KafkaSettings(bootstrap="127.0.0.1:1"), TopicSettings(prefix="u"), RULES, "police", store=store, user=user
+    )
+
+
 @pytest.fixture
 def inbox(tmp_path, police_referral):
-    box = DepartmentInbox(
-        KafkaSettings(bootstrap="127.0.0.1:1"),
-        TopicSettings(prefix="u"),
-        "police",
-        store=tmp_path / "inbox.sqlite3",
-        user="officer.1",
-    )
+    box = police_inbox(tmp_path / "inbox.sqlite3", "officer.1")
     with box.store.transaction() as db:
         box.store.add(db, police_referral)
     box._producer = RecordingProducer()
@@ -143,13 +146,7 @@ def test_a_redelivered_referral_is_stored_once(inbox, police_referral):
 
 def test_user_must_be_a_staff_id(tmp_path):
     with pytest.raises(InboxError, match="not a staff id"):
-        DepartmentInbox(
-            KafkaSettings(bootstrap="127.0.0.1:1"),
-            TopicSettings(prefix="u"),
-            "police",
-            store=tmp_path / "x.sqlite3",
-            user="Zhang San",
-        )
+        police_inbox(tmp_path / "x.sqlite3", "Zhang San")
 
 
 def test_show_records_who_opened_which_field_groups_and_never_the_values(inbox, police_referral):

@@ -3,8 +3,10 @@
 from textwrap import dedent
 
 from services.rules import CompiledRules, parse_rules
+from tests.small_rules import DEFAULT_CLOCKS
 
-HEAD = dedent("""
+HEAD = (
+    dedent("""
     version = "t1"
     always_shared = ["report_id", "source", "category"]
     anonymise = ["subjects.name", "narrative"]
@@ -13,18 +15,9 @@ HEAD = dedent("""
     always = true
     [defaults]
     calendar = "office"
-    [defaults.clocks.critical]
-    received = "5m"
-    decided = "10m"
-    completed = "1d"
-    [defaults.clocks.high]
-    received = "1h"
-    decided = "2h"
-    completed = "2d"
-    [defaults.clocks.normal]
-    received = "4h"
-    decided = "8h"
-    completed = "3d"
+""")
+    + DEFAULT_CLOCKS
+    + dedent("""\
     [defaults.escalation]
     repeat = "1h"
     levels = [{ after = "0s", to = "{department}.supervisor" }, { after = "1h", to = "joint_meeting" }]
@@ -44,6 +37,7 @@ HEAD = dedent("""
     name_en = "HRSS"
     fields = ["subjects.name", "narrative"]
 """)
+)
 
 
 def rules_with(tree: str) -> CompiledRules:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from schemas import Category, Consent, Indicator, Source, SubjectRole, Urgency
 from schemas.countries import COUNTRY_CODES
+from schemas.dna import dna_content
 from schemas.enums import (
     CHILD_CATEGORIES,
     NO_VICTIM_NEEDED,
@@ -31,9 +32,10 @@ CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
 def text(max_size: int = 60) -> st.SearchStrategy[str]:
-    """Free text in any script, never blank (the models trim whitespace)."""
+    """Free text in any script, never blank (the models trim whitespace) and never what the DNA screen
+    refuses by design (hypothesis once drew the narrative "STRprofile": an STR profile, refused)."""
     return st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size).filter(
-        lambda s: s.strip() != ""
+        lambda s: s.strip() != "" and dna_content(s) is None
     )
 
 

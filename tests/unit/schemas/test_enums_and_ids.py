@@ -89,6 +89,20 @@ def test_terminal_stages():
     assert Stage.declined.next_stages == frozenset()
 
 
+def test_the_stage_enum_owns_open_stages_and_the_clock_each_waits_on():
+    from schemas.enums import OPEN_STAGES, DueStage
+
+    assert OPEN_STAGES == (Stage.routed, Stage.received, Stage.accepted)
+    assert {s: s.waiting_on for s in Stage} == {
+        Stage.routed: DueStage.received,
+        Stage.received: DueStage.decided,
+        Stage.accepted: DueStage.completed,
+        Stage.declined: None,
+        Stage.completed: None,
+    }
+    assert [s for s in Stage if s.undecided] == [Stage.routed, Stage.received]
+
+
 def test_indicators_include_the_eleven_ilo_indicators_first():
     ilo = [
         "abuse_of_vulnerability",

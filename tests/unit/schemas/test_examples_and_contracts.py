@@ -29,6 +29,7 @@ EVENT_FILE_MODEL = {
     "report-status": "ReportStatus",
     "dead-letter": "DeadLetter",
     "access-event": "AccessEvent",
+    "tick": "Tick",
 }
 MODEL_FILE = {
     "Referral": "referral",
@@ -38,6 +39,7 @@ MODEL_FILE = {
     "ReportStatus": "report-status",
     "DeadLetter": "dead-letter",
     "AccessEvent": "access-event",
+    "Tick": "tick",
 }
 
 

@@ -62,7 +62,7 @@ def test_sensitive_fields_of_each_report_are_exactly_these(source):
 
 def test_event_marks():
     assert sensitive_fields(Ack) == {"reason": P, "outcome": P}
-    for name in ("Escalation", "RoutingDecision", "ReportStatus", "DeadLetter", "AccessEvent"):
+    for name in ("Escalation", "RoutingDecision", "ReportStatus", "DeadLetter", "AccessEvent", "Tick"):
         assert sensitive_fields(EVENT_MODELS[name]) == {}, name
 
 

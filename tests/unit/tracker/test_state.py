@@ -12,8 +12,9 @@ from schemas import Ack, RoutingDecision, parse_report
 from schemas.examples import load_examples
 from services.router.routing import route_report
 from services.rules import parse_rules
+from services.tracker import codec
 from services.tracker.index import DueIndex, Outstanding
-from services.tracker.state import ReportTrack, Tracker, TrackerPolicy
+from services.tracker.state import Tracker, TrackerPolicy
 
 REPO = Path(__file__).resolve().parents[3]
 # The shipped rules with short clocks for every priority and a quick two-level chain.
@@ -59,7 +60,7 @@ def ack(decision: RoutingDecision, department: str, stage: str, at: datetime, **
 
 @pytest.fixture
 def tracker() -> Tracker:
-    return Tracker(RULES, TrackerPolicy(unknown_ack_grace_s=30, closed_retention_s=3600))
+    return Tracker(lambda: RULES, TrackerPolicy(unknown_ack_grace_s=30, closed_retention_s=3600))
 
 
 def epoch(moment: datetime) -> float:
@@ -197,7 +198,7 @@ def test_a_restart_never_repeats_a_level(tracker):
     track = tracker.on_decision(None, decision, 0, epoch(T0)).track
     first = tracker.on_tick(track, epoch(T0) + 61)
     assert first.escalations
-    restored = ReportTrack.from_bytes(track.to_bytes())  # what the changelog gives back
+    restored = codec.decode(codec.encode(track))  # what the changelog gives back
     assert restored == track
     assert not tracker.on_tick(restored, epoch(T0) + 62).escalations
 
@@ -243,7 +244,7 @@ def test_a_closed_report_is_kept_for_the_retention_then_dropped(tracker):
 def test_indexes_count_outstanding_and_find_the_oldest():
     index = Outstanding()
     decision = decision_for("hospital-suspected_trafficking_woman")
-    tracker = Tracker(RULES)
+    tracker = Tracker(lambda: RULES)
     a = tracker.on_decision(None, decision, 0, epoch(T0)).track
     index.update(b"a", a, [])
     assert index.counts[("police", "routed")] == 1 and index.oldest("police", "routed") == epoch(T0)
