@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from services.common import settings as cfg
@@ -13,27 +11,15 @@ from services.common import settings as cfg
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics (0: none).")
 def tracker_command(metrics_port: int | None) -> None:
     """Run the tracker (a faust worker): acknowledgements, clocks, escalation, metrics."""
-    from kafka.errors import KafkaError
-
-    from services.common.kafka import KafkaUnavailable
-    from services.common.streams.worker import run_worker
-    from services.common.topic_admin import TopicAdminError, ensure_topics, faust_internal_specs, fit_to_cluster
+    from services.common.streams.launch import launch
     from services.tracker.app import create_tracker
     from services.tracker.settings import TrackerSettings
 
-    try:
-        service = cfg.load(cfg.ServiceSettings)
-        overrides = {"metrics_port": metrics_port} if metrics_port is not None else {}
-        kafka = cfg.load(cfg.KafkaSettings)
-        # Replication fitted to the cluster before faust sees it; faust's own topics made the bus's way.
-        topics = fit_to_cluster(kafka, cfg.load(cfg.TopicSettings))
-        tracker = create_tracker(kafka, topics, service, cfg.load(TrackerSettings, **overrides))
-        for problem in ensure_topics(kafka, faust_internal_specs(tracker.app, topics)).mismatched:
-            click.echo(f"cluebus: warning: {problem}", err=True)
-    except (ValueError, KafkaUnavailable, TopicAdminError, KafkaError) as exc:  # one line, no traceback
-        click.echo(f"cluebus: error: {exc}", err=True)
-        sys.exit(1)
-    run_worker(tracker.app, service="tracker", log_level=service.log_level, log_format=service.log_format)
+    overrides = {"metrics_port": metrics_port} if metrics_port is not None else {}
+    launch(
+        "tracker",
+        lambda kafka, topics, service: create_tracker(kafka, topics, service, cfg.load(TrackerSettings, **overrides)),
+    )
 
 
 COMMANDS = [tracker_command]
