@@ -20,6 +20,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
+from schemas.disclosure import SharedGrant, Withheld
 from schemas.enums import (
     AccessChannel,
     AckStage,
@@ -150,7 +151,16 @@ class Referral(Event):
     )
     anonymised: bool = Field(False, description="Identity was removed (an adult victim refused consent).")
     fields: tuple[str, ...] = Field(description="Dotted paths of the report this copy may hold (names, never values).")
-    report: dict[str, Any] = Field(description="The report reduced to this department's fields (partial, so untyped).")
+    grants: tuple[SharedGrant, ...] = Field(
+        (), description="Each grant that shared fields into this copy, of which subjects' roles, and its reason."
+    )
+    withheld: Withheld = Field(
+        default_factory=Withheld, description="Subjects' identity and free text the rules kept from this copy."
+    )
+    report: dict[str, Any] = Field(
+        description="The report reduced to this department's fields (partial, so untyped). Every subject keeps its "
+        "place and its role in `subjects`, with the fields granted for that role only."
+    )
 
     @model_validator(mode="after")
     def _id_matches(self) -> Referral:
@@ -360,6 +370,10 @@ class RecipientDecision(Model):
     case_owner_required: bool = False
     anonymised: bool = False
     fields: tuple[str, ...] = Field(description="Names of the fields shared; never values.")
+    grants: tuple[SharedGrant, ...] = Field(
+        (), description="What was shared and why: each grant's fields, subjects' roles and reason; never values."
+    )
+    withheld: Withheld = Field(default_factory=Withheld, description="Subjects' identity and free text kept back.")
 
 
 class RoutingDecision(Event):

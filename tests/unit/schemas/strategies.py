@@ -312,6 +312,7 @@ def submissions(draw, source: Source | None = None) -> tuple[Source, dict]:
         draw,
         {
             "urgency": enum_value(Urgency),
+            "shareable_summary": text(200),
             "location": locations(),
             "indicators": st.lists(enum_value(Indicator), unique=True, max_size=6),
             "attachments": st.lists(attachments(), max_size=3),

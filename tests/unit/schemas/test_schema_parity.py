@@ -42,6 +42,7 @@ MODEL_ONLY_RULES = (
     "uri must",
     "attachments are references",
     "may only be collected by the police",  # DNA-class text (schemas/dna.py)
+    "shareable_summary must not identify anyone",  # it repeats a name, id, phone or address of the report
 )
 seen: Counter[str] = Counter()
 

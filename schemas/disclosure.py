@@ -1,0 +1,62 @@
+"""What a department's copy of a report holds and why: the grants applied and what they withheld.
+
+Carried by every ``Referral`` (so the recipient sees why it may see what it sees) and by
+every recipient of a ``RoutingDecision`` (MASH's record of "the decision to share and
+why"). Names of fields and roles of subjects only, never a value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from schemas.base import Model
+from schemas.enums import SubjectRole
+
+REASON_PATTERN = r"^[^\n\r\t]*\S[^\n\r\t]*$"  # one line, not blank
+
+
+class GrantBasis(StrEnum):
+    """Where a grant comes from in ``routing_rules.toml``."""
+
+    always_shared = "always_shared"  # ids, category, times and codes: every recipient
+    summary = "summary"  # the case summary: every recipient, lead or cooperating
+    department = "department"  # the department's own grants, when it leads
+    route = "route"  # a route that matched grants it more, in either role
+
+
+class SharedGrant(Model):
+    """One grant of the rules as applied to one copy: which fields it shared, of whom, and why."""
+
+    basis: GrantBasis
+    route: tuple[str, ...] | None = Field(
+        None, min_length=1, description="The granting route (its path of names); only for basis 'route'."
+    )
+    reason: str = Field(min_length=1, max_length=300, pattern=REASON_PATTERN, description="Why, as the rules say.")
+    subjects: tuple[SubjectRole, ...] = Field(
+        (), description="Roles of the report's subjects whose fields this grant shared (none: no subject's fields)."
+    )
+    fields: tuple[str, ...] = Field(min_length=1, description="Dotted paths this grant shared; never values.")
+
+    @model_validator(mode="after")
+    def _route_iff_route_basis(self) -> SharedGrant:
+        if (self.basis == GrantBasis.route) != (self.route is not None):
+            raise ValueError("route is given exactly when basis is 'route'")
+        return self
+
+
+class Withheld(Model):
+    """What the rules kept from a copy of what the report's shape holds (roles and field names only)."""
+
+    identity: tuple[SubjectRole, ...] = Field(
+        (), description="Roles of the report's subjects whose identity (name, id, phone, description) is not shared."
+    )
+    free_text: tuple[str, ...] = Field(
+        (),
+        description="Free-text fields the grants allow but this copy does not hold: they may name people whose "
+        "identity this department may not see (the narrative goes only where every subject's identity may go).",
+    )
+
+    def __bool__(self) -> bool:
+        return bool(self.identity or self.free_text)
