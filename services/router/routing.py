@@ -55,6 +55,8 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
+                grants=p.disclosure.grants,
+                withheld=p.disclosure.withheld,
                 report=p.copy,
             )
         )
@@ -69,6 +71,8 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
+                grants=p.disclosure.grants,
+                withheld=p.disclosure.withheld,
             )
         )
     decision = RoutingDecision(

@@ -320,4 +320,18 @@ def submissions(draw, source: Source | None = None) -> tuple[Source, dict]:
     )
     if consent != Consent.unknown or draw(st.booleans()):
         data["consent"] = consent.value
+    if "shareable_summary" in data and _names_someone(data):
+        del data["shareable_summary"]  # refused by design (it must not repeat a name, id, phone or address)
     return source, data
+
+
+def _names_someone(data: dict) -> bool:
+    from types import SimpleNamespace as NS
+
+    from schemas.report import repeated_identity
+
+    people = [NS(name=s.get("name"), id_number=s.get("id_number"), phone=s.get("phone")) for s in data["subjects"]]
+    reporter = NS(name=data["reporter"]["name"], phone=data["reporter"].get("phone"))
+    location = NS(address=data.get("location", {}).get("address"))
+    submission = NS(shareable_summary=data["shareable_summary"], reporter=reporter, location=location, subjects=people)
+    return repeated_identity(submission) is not None  # type: ignore[arg-type]
