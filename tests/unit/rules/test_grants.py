@@ -403,3 +403,19 @@ def test_every_report_model_has_the_free_text_this_test_knows():
     from schemas import free_text_fields
 
     assert set().union(*(free_text_fields(m) for m in REPORT_MODELS.values())) == FREE_TEXT
+
+
+def test_the_compiled_projection_equals_the_tree_walk_on_every_example_and_corpus_copy():
+    from schemas import parse_report
+    from schemas.examples import load_examples
+    from services.rules.inputs import as_report, json_files, read_json
+    from services.rules.redaction import project
+
+    reports = [parse_report(json.dumps(d)) for d in load_examples("v1", "reports").values()]
+    for path in json_files([REPO / "tests" / "rules" / "corpus"]):
+        case = read_json(path)
+        reports.append(as_report({"source": case["source"], "submission": case["submission"]}))
+    for report in reports:
+        report_json = report.model_dump(mode="json")
+        for p in RULES.plan(report, datetime.now(UTC)).referrals:
+            assert p.copy == project(report_json, p.disclosure.keep), p.department
