@@ -4,8 +4,9 @@ For every route the report's (source, category) let the tree test: whether it ma
 which of its matchers held (for ``any``/``all``, which elements), or which failed,
 or which ``match_not`` matcher excluded it. For every recipient: the route that named
 it first, every route that named it, the matchers of that route, clocks and field
-names. For the priority: the route that raised it, or the reporter's urgency. Only
-kinds, paths and field names are shown: never a person's values.
+names, and what was shared of whom and why (each grant's reason) and what was withheld.
+For the priority: the route that raised it, or the reporter's urgency. Only kinds, paths,
+roles and field names are shown: never a person's values.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def explain(rules: CompiledRules, report: Any) -> dict[str, Any]:
                 "anonymised": p.anonymised,
                 "due": {stage: when.astimezone(UTC).isoformat() for stage, when in p.due.items()},
                 "fields": list(p.fields),
+                "grants": [g.model_dump(mode="json", exclude_none=True) for g in p.disclosure.grants],
+                "withheld": p.disclosure.withheld.model_dump(mode="json"),
             }
             for p in plan.referrals
         ],
@@ -117,4 +120,22 @@ def render(explanation: dict[str, Any]) -> list[str]:
         due = ", ".join(f"{stage} {when[:16].replace('T', ' ')}Z" for stage, when in r["due"].items())
         lines.append(f"      due: {due}")
         lines.append(f"      fields ({len(r['fields'])}): {', '.join(r['fields'])}")
+        lines.extend(f"      {line}" for line in grant_lines(r["grants"], r["withheld"]))
     return lines
+
+
+def grant_lines(grants: list[dict[str, Any]], withheld: dict[str, Any]) -> list[str]:
+    """What was shared of whom and why, and what was withheld, as text (also ``cluebus audit``)."""
+    out = []
+    for g in grants:
+        by = "route " + " > ".join(g["route"]) if g.get("route") else g["basis"].replace("_", " ")
+        of = f" of {', '.join(g['subjects'])}" if g.get("subjects") else ""
+        groups = (
+            "" if g["basis"] == "always_shared" else f" ({', '.join(sorted({f.split('.')[0] for f in g['fields']}))})"
+        )
+        out.append(f"shared by {by}{of}{groups}: {g['reason']}")
+    if withheld.get("identity"):
+        out.append(f"withheld: the identity of {', '.join(withheld['identity'])}")
+    if withheld.get("free_text"):
+        out.append(f"withheld: free text ({', '.join(withheld['free_text'])}): the copy may not identify every subject")
+    return out
