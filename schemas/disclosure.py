@@ -44,6 +44,16 @@ class SharedGrant(Model):
 
     # A field validator, not a model validator: pydantic reruns "after" model validators on every
     # instance passed into a referral and a decision (measured: twice per grant per routed report).
+    def describe(self) -> str:
+        """One line: what this grant shared, of whom, and why (names and roles, never values)."""
+        by = "route " + " > ".join(self.route) if self.route else self.basis.value.replace("_", " ")
+        of = f" of {', '.join(r.value for r in self.subjects)}" if self.subjects else ""
+        groups = "" if self.basis == GrantBasis.always_shared else f" ({', '.join(self.field_groups())})"
+        return f"shared by {by}{of}{groups}: {self.reason}"
+
+    def field_groups(self) -> tuple[str, ...]:
+        return tuple(sorted({f.split(".", 1)[0] for f in self.fields}))
+
     @field_validator("route")
     @classmethod
     def _route_iff_route_basis(cls, route: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
@@ -67,3 +77,12 @@ class Withheld(Model):
 
     def __bool__(self) -> bool:
         return bool(self.identity or self.free_text)
+
+    def describe(self) -> list[str]:
+        """What was kept back, one line each (roles and field names, never values)."""
+        out = []
+        if self.identity:
+            out.append(f"withheld: the identity of {', '.join(r.value for r in self.identity)}")
+        if self.free_text:
+            out.append(f"withheld: free text ({', '.join(self.free_text)}): the copy may not identify every subject")
+        return out

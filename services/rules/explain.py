@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from schemas import SharedGrant, Withheld
 from services.rules.engine import Node, Trace
 from services.rules.facts import Facts
 from services.rules.inputs import TOOL_SOURCE_SYSTEM
@@ -120,22 +121,6 @@ def render(explanation: dict[str, Any]) -> list[str]:
         due = ", ".join(f"{stage} {when[:16].replace('T', ' ')}Z" for stage, when in r["due"].items())
         lines.append(f"      due: {due}")
         lines.append(f"      fields ({len(r['fields'])}): {', '.join(r['fields'])}")
-        lines.extend(f"      {line}" for line in grant_lines(r["grants"], r["withheld"]))
+        lines.extend(f"      {g.describe()}" for g in (SharedGrant.model_validate(g) for g in r["grants"]))
+        lines.extend(f"      {line}" for line in Withheld.model_validate(r["withheld"]).describe())
     return lines
-
-
-def grant_lines(grants: list[dict[str, Any]], withheld: dict[str, Any]) -> list[str]:
-    """What was shared of whom and why, and what was withheld, as text (also ``cluebus audit``)."""
-    out = []
-    for g in grants:
-        by = "route " + " > ".join(g["route"]) if g.get("route") else g["basis"].replace("_", " ")
-        of = f" of {', '.join(g['subjects'])}" if g.get("subjects") else ""
-        groups = (
-            "" if g["basis"] == "always_shared" else f" ({', '.join(sorted({f.split('.')[0] for f in g['fields']}))})"
-        )
-        out.append(f"shared by {by}{of}{groups}: {g['reason']}")
-    if withheld.get("identity"):
-        out.append(f"withheld: the identity of {', '.join(withheld['identity'])}")
-    if withheld.get("free_text"):
-        out.append(f"withheld: free text ({', '.join(withheld['free_text'])}): the copy may not identify every subject")
-    return out
