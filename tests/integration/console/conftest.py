@@ -104,6 +104,7 @@ def stack(kafka_bootstrap, tmp_path_factory):
         "CLUEBUS_LOG_LEVEL": "info",
         "CLUEBUS_TRACKER_TICK_INTERVAL_S": "0.5",
         "CLUEBUS_ADAPTER_TOKENS_FILE": str(write_tokens(base / "tokens.toml")),
+        "CLUEBUS_ADAPTER_PLAIN_HTTP": "true",  # the stack's adapter is reached over plain http on 127.0.0.1
         "CLUEBUS_CONSOLE_METRICS_PORT": str(console_metrics),
         "CLUEBUS_CONSOLE_SYNC_INTERVAL_S": "1",
         "CLUEBUS_CONSOLE_LOCKOUT_FAILURES": "3",
