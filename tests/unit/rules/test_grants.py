@@ -419,3 +419,21 @@ def test_the_compiled_projection_equals_the_tree_walk_on_every_example_and_corpu
         report_json = report.model_dump(mode="json")
         for p in RULES.plan(report, datetime.now(UTC)).referrals:
             assert p.copy == project(report_json, p.disclosure.keep), p.department
+
+
+def test_the_documented_grant_example_loads_and_shares_what_it_says():
+    import re
+
+    block = re.findall(r"```toml\n(.*?)```", (REPO / "docs/RULES.md").read_text(encoding="utf-8"), re.S)[1]
+    rules = parse_rules((REPO / "routing_rules.toml").read_text() + "\n" + block, "docs/RULES.md")
+    copy = rules.grants.copy_for(
+        "disabled_federation",
+        Role.cooperating,
+        (("root", "disabled-worker-contact"),),
+        Source.labour,
+        frozenset({"victim", "suspect"}),
+        False,
+    )
+    (grant,) = [g for g in copy.grants if g.route]
+    assert [r.value for r in grant.subjects] == ["victim"] and grant.fields == ("subjects.name", "subjects.phone")
+    assert {r.value for r in copy.withheld.identity} == {"victim", "suspect"}  # name and phone are not all of it
