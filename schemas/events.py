@@ -370,8 +370,10 @@ class RecipientDecision(Model):
     case_owner_required: bool = False
     anonymised: bool = False
     fields: tuple[str, ...] = Field(description="Names of the fields shared; never values.")
-    grants: tuple[SharedGrant, ...] = Field(
-        (), description="What was shared and why: each grant's fields, subjects' roles and reason; never values."
+    grants_applied: tuple[int, ...] = Field(
+        (),
+        description="What was shared with this department and why: positions in the decision's `grants` "
+        "(a grant that several recipients got, like the case summary, is recorded once).",
     )
     withheld: Withheld = Field(default_factory=Withheld, description="Subjects' identity and free text kept back.")
 
@@ -402,6 +404,15 @@ class RoutingDecision(Event):
         "null when the priority is the reporter's urgency.",
     )
     recipients: tuple[RecipientDecision, ...] = Field(min_length=1)
+    grants: tuple[SharedGrant, ...] = Field(
+        (),
+        description="Every grant applied to some recipient's copy (field groups, subjects' roles, reason), once each; "
+        "recipients name theirs in `grants_applied`. Empty in decisions made before grants were recorded.",
+    )
+
+    def grants_of(self, recipient: RecipientDecision) -> tuple[SharedGrant, ...]:
+        """The grants applied to one recipient's copy."""
+        return tuple(self.grants[i] for i in recipient.grants_applied)
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingDecision:
@@ -413,6 +424,11 @@ class RoutingDecision(Event):
             raise ValueError("priority_route is given but the priority is the reporter's urgency")
         if self.matched_by and len(self.matched_by) != len(self.matched_routes):
             raise ValueError("matched_by must have one entry per matched route")
+        for i, r in enumerate(self.recipients):
+            if any(not 0 <= g < len(self.grants) for g in r.grants_applied) or len(set(r.grants_applied)) != len(
+                r.grants_applied
+            ):
+                raise ValueError(f"recipients.{i}.grants_applied must name distinct positions in grants")
         _check_recipients(self.report_id, self.recipients, "recipients")
         return self
 

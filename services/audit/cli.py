@@ -96,7 +96,7 @@ def audit_command(referral: str | None, report: str | None, user: str | None, si
                             "role": row.sent.role.value,
                             "rule_path": list(row.sent.rule_path),
                             "fields": list(row.sent.fields),
-                            "grants": [g.model_dump(mode="json", exclude_none=True) for g in row.sent.grants],
+                            "grants": [g.model_dump(mode="json", exclude_none=True) for g in row.grants],
                             "withheld": row.sent.withheld.model_dump(mode="json"),
                             "rules_version": row.decision.rules_version if row.decision else None,
                         },
@@ -138,11 +138,11 @@ def _print_table(rows: list[Any]) -> None:
             f"decided {_utc(row.decision.decided_at)}):"
         )
         click.echo(f"      {', '.join(row.sent.fields)}")
-        for grant in row.sent.grants:
+        for grant in row.grants:
             click.echo(f"      {grant.describe()}")
         for line in row.sent.withheld.describe():
             click.echo(f"      {line}")
-        if row.sent.fields and not row.sent.grants:
+        if not row.grants:
             click.echo("      (decided before grants were recorded: no reasons on this decision)")
         if row.groups_beyond_grant:
             click.echo(f"      WARNING: shown beyond what was sent: {', '.join(row.groups_beyond_grant)}")

@@ -181,7 +181,6 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "other": ("其他当事人", "other party"),
     },
     "grant_basis": {
-        "always_shared": ("所有接收部门", "every recipient"),
         "summary": ("案情摘要（所有接收部门）", "case summary (every recipient)"),
         "department": ("本部门牵头职责", "this department's duty as lead"),
         "route": ("规则", "route"),

@@ -15,6 +15,7 @@ from schemas import (
     RecipientDecision,
     Referral,
     RoutingDecision,
+    SharedGrant,
     referral_id_for,
 )
 from services.rules import CompiledRules
@@ -36,6 +37,7 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
     plan = rules.plan(report, report.received_at)
     referrals = []
     recipients = []
+    grants: dict[SharedGrant, int] = {}  # each grant recorded once in the decision
     for p in plan.referrals:
         referral_id = referral_id_for(report.report_id, p.department)
         due = DueTimes(**p.due)
@@ -71,7 +73,7 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
-                grants=p.disclosure.grants,
+                grants_applied=tuple(grants.setdefault(g, len(grants)) for g in p.disclosure.grants),
                 withheld=p.disclosure.withheld,
             )
         )
@@ -90,5 +92,6 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         matched_by=plan.result.matched_by,
         priority_route=plan.result.priority_route,
         recipients=tuple(recipients),
+        grants=tuple(grants),
     )
     return RoutedReport(referrals=tuple(referrals), decision=decision)

@@ -238,7 +238,7 @@ def compile_grants(spec: RulesFile) -> tuple[GrantTable | None, Problems]:
     all_roles = frozenset(SUBJECT_ROLES)
     return (
         GrantTable(
-            always=GrantSpec(GrantBasis.always_shared, None, ALWAYS_SHARED_REASON, all_roles, always),
+            always=GrantSpec(None, None, ALWAYS_SHARED_REASON, all_roles, always),
             summary=tuple(summary),
             lead=lead,
             routes=routes,

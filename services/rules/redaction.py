@@ -257,7 +257,7 @@ def _whole_branches(tree: KeepTree, kept: set[str], leaves: frozenset[str], pref
 class GrantSpec:
     """One grant, compiled: what it shares of whom, and why (``services/rules/grants.py`` builds them)."""
 
-    basis: GrantBasis
+    basis: GrantBasis | None  # None: always_shared (not recorded)
     route: tuple[str, ...] | None
     reason: str
     roles: frozenset[str]  # subject roles whose subject leaves it grants
@@ -335,6 +335,8 @@ def compile_copy(
 
     records = []
     for g in grants:
+        if g.basis is None:
+            continue  # always_shared: ids and codes, no personal data, not recorded as a grant
         shared = (g.leaves & case) | {
             leaf for r in roles & g.roles for leaf in g.leaves & by_role[r] if leaf.startswith(SUBJECT_PREFIX)
         }
@@ -349,7 +351,7 @@ def compile_copy(
                 route=g.route,
                 reason=g.reason,
                 subjects=tuple(SubjectRole(r) for r in whose),
-                fields=tuple(sorted(shared)),
+                field_groups=tuple(sorted({leaf.split(".", 1)[0] for leaf in shared})),
             )
         )
 

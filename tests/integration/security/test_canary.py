@@ -103,22 +103,23 @@ FREE_TEXT_MARKERS = (
 )
 
 
-def _held(referral: Referral, key: str) -> str:
+def _held(copy: dict, key: str) -> str:
     """The part of a copy where ``key``'s marker may be: the person's own entry, or the whole copy."""
     role = key.split(".")[0]
     if role in PEOPLE:
-        return json.dumps(referral.report["subjects"][PEOPLE.index(role)], ensure_ascii=False)
-    return json.dumps(referral.report, ensure_ascii=False)
+        return json.dumps(copy["subjects"][PEOPLE.index(role)], ensure_ascii=False)
+    return json.dumps(copy, ensure_ascii=False)
 
 
-def _granted(referral: Referral, key: str) -> bool:
-    """Whether one of the copy's recorded grants shares this marker's field of this person."""
-    role, _, path = key.partition(".")
-    if role not in PEOPLE:
-        path = key
-    return any(
-        path in g.fields and (role not in PEOPLE or role in {r.value for r in g.subjects}) for g in referral.grants
-    )
+def _planned_copies(submission: dict) -> dict[str, dict]:
+    """What the shipped rules grant each department of this submission (computed here, off the bus)."""
+    from services.rules import load_rules
+    from services.rules.inputs import as_report
+
+    report = as_report({"source": "hospital", "submission": submission})
+    return {
+        p.department: p.copy for p in load_rules(REPO / "routing_rules.toml").plan(report, report.received_at).referrals
+    }
 
 
 def _principal_env(bus, base_env: dict, principal: str) -> dict[str, str]:
@@ -249,9 +250,14 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
             Referral.model_validate_json(m.value).department: Referral.model_validate_json(m.value) for m in found
         }
         assert set(referrals) == set(recipients)
+        planned = _planned_copies(submission)
         for department, referral in referrals.items():
+            roles_granted = {r.value for g in referral.grants for r in g.subjects}
             for key, marker in markers.items():
-                assert (marker in _held(referral, key)) == _granted(referral, key), (department, key)
+                held = marker in _held(referral.report, key)
+                assert held == (marker in _held(planned[department], key)), (department, key)
+                if held and key.split(".")[0] in PEOPLE:  # the copy's own record says whose fields it holds
+                    assert key.split(".")[0] in roles_granted, (department, key)
         assert all(m in json.dumps(referrals["police"].report) for m in markers.values())
         # Civil affairs may see who the victim and the guardian are, not the suspect, the hospital's
         # record or certificate numbers, nor any free text (it may name the suspect).

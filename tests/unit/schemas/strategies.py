@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from schemas import Category, Consent, Indicator, Source, SubjectRole, Urgency
+from schemas import Category, Consent, Indicator, Source, SubjectRole, Urgency, dna_content
 from schemas.countries import COUNTRY_CODES
 from schemas.enums import (
     CHILD_CATEGORIES,
@@ -31,9 +31,10 @@ CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
 def text(max_size: int = 60) -> st.SearchStrategy[str]:
-    """Free text in any script, never blank (the models trim whitespace)."""
+    """Free text in any script, never blank (the models trim whitespace), never DNA-class content (refused
+    by design: Hypothesis also draws the code's own string constants, such as ``STRprofile``)."""
     return st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size).filter(
-        lambda s: s.strip() != ""
+        lambda s: s.strip() != "" and dna_content(s) is None
     )
 
 

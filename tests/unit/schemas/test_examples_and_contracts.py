@@ -92,10 +92,19 @@ def test_copies_and_decisions_made_before_grants_were_recorded_still_parse():
     assert parsed.grants == () and not parsed.withheld
     validator("referral").validate(referral)
     decision = json.loads(json.dumps(EVENTS["routing-decision"]))
+    del decision["grants"]
     for recipient in decision["recipients"]:
-        del recipient["grants"], recipient["withheld"]
-    assert all(r.grants == () for r in EVENT_MODELS["RoutingDecision"].model_validate(decision).recipients)
+        del recipient["grants_applied"], recipient["withheld"]
+    parsed = EVENT_MODELS["RoutingDecision"].model_validate(decision)
+    assert parsed.grants == () and all(parsed.grants_of(r) == () for r in parsed.recipients)
     validator("routing-decision").validate(decision)
+
+
+def test_a_decision_names_only_grants_it_records():
+    decision = json.loads(json.dumps(EVENTS["routing-decision"]))
+    decision["recipients"][0]["grants_applied"] = [len(decision["grants"])]
+    with pytest.raises(ValueError, match="grants_applied must name distinct positions in grants"):
+        EVENT_MODELS["RoutingDecision"].model_validate(decision)
 
 
 def test_a_decision_recorded_before_matched_by_and_priority_route_still_parses():

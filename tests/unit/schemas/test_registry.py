@@ -176,7 +176,7 @@ ORGANISATION_NAMES = {
 CODES = {
     ("Escalation", "reason"),  # an EscalationReason code, not free text
     ("Referral", "grants.reason"),  # a grant's reason, from the rules file
-    ("RoutingDecision", "recipients.grants.reason"),
+    ("RoutingDecision", "grants.reason"),
 }
 
 
