@@ -424,10 +424,10 @@ class RoutingDecision(Event):
             raise ValueError("priority_route is given but the priority is the reporter's urgency")
         if self.matched_by and len(self.matched_by) != len(self.matched_routes):
             raise ValueError("matched_by must have one entry per matched route")
+        count = len(self.grants)
         for i, r in enumerate(self.recipients):
-            if any(not 0 <= g < len(self.grants) for g in r.grants_applied) or len(set(r.grants_applied)) != len(
-                r.grants_applied
-            ):
+            applied = r.grants_applied
+            if applied and (min(applied) < 0 or max(applied) >= count or len(set(applied)) != len(applied)):
                 raise ValueError(f"recipients.{i}.grants_applied must name distinct positions in grants")
         _check_recipients(self.report_id, self.recipients, "recipients")
         return self

@@ -21,6 +21,14 @@ from schemas import (
 from services.rules import CompiledRules
 
 
+def _position(grant: SharedGrant, positions: dict[int, int], grants: list[SharedGrant]) -> int:
+    at = positions.get(id(grant))
+    if at is None:
+        at = positions[id(grant)] = len(grants)
+        grants.append(grant)
+    return at
+
+
 @dataclass(frozen=True)
 class RoutedReport:
     referrals: tuple[Referral, ...]
@@ -37,7 +45,10 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
     plan = rules.plan(report, report.received_at)
     referrals = []
     recipients = []
-    grants: dict[SharedGrant, int] = {}  # each grant recorded once in the decision
+    # Each grant recorded once in the decision. The copies' records are interned by the rules
+    # (services/rules/grants.py), so identity finds the repeats without hashing models.
+    positions: dict[int, int] = {}
+    grants: list[SharedGrant] = []
     for p in plan.referrals:
         referral_id = referral_id_for(report.report_id, p.department)
         due = DueTimes(**p.due)
@@ -73,7 +84,7 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
-                grants_applied=tuple(grants.setdefault(g, len(grants)) for g in p.disclosure.grants),
+                grants_applied=tuple(_position(g, positions, grants) for g in p.disclosure.grants),
                 withheld=p.disclosure.withheld,
             )
         )

@@ -465,3 +465,24 @@ def test_the_documented_grant_example_loads_and_shares_what_it_says():
     (grant,) = [g for g in copy.grants if g.route]
     assert [r.value for r in grant.subjects] == ["victim"] and grant.field_groups == ("subjects",)
     assert {r.value for r in copy.withheld.identity} == {"victim", "suspect"}  # name and phone are not all of it
+
+
+def test_a_decision_records_each_grant_once_and_each_recipient_its_own():
+    from services.router.routing import route_report
+
+    for name in ("school-suspected_trafficking_child", "hospital-suspected_trafficking_woman", "venue-minor_in_venue"):
+        out = route_report(RULES, _report_named(name), datetime.now(UTC))
+        decision = out.decision
+        assert len(set(decision.grants)) == len(decision.grants)  # no grant twice
+        by_department = {r.department: r for r in decision.recipients}
+        for referral in out.referrals:
+            assert decision.grants_of(by_department[referral.department]) == referral.grants, name
+        summary = [i for i, g in enumerate(decision.grants) if g.basis.value == "summary"]
+        assert all(set(summary) <= set(r.grants_applied) for r in decision.recipients)  # everyone's, recorded once
+
+
+def _report_named(name):
+    from schemas import parse_report
+    from schemas.examples import load_examples
+
+    return parse_report(json.dumps(load_examples("v1", "reports")[name]))
