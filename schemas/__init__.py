@@ -11,9 +11,11 @@ from schemas.base import (
     Model,
     Sensitivity,
     field_paths,
+    free_text_fields,
     personal,
     sensitive_fields,
 )
+from schemas.disclosure import GrantBasis, SharedGrant, Withheld
 from schemas.dna import DNA_KEY, dna_content, find_dna_keys
 from schemas.enums import (
     AccessChannel,
@@ -95,6 +97,10 @@ __all__ = [
     "Model",
     "Sensitivity",
     "field_paths",
+    "free_text_fields",
+    "GrantBasis",
+    "SharedGrant",
+    "Withheld",
     "find_dna_keys",
     "dna_content",
     "personal",

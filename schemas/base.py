@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 SENSITIVITY_KEY = "x-cluebus-sensitivity"
+# A free-text field written by the reporter to be shared with every recipient (no names, ids or phones).
+SHAREABLE_KEY = "x-cluebus-shareable"
 
 
 class Model(BaseModel):
@@ -64,19 +66,24 @@ def _sensitivity(field: Any) -> Sensitivity | None:
 
 @cache
 def _walk(model: type[BaseModel]) -> tuple[tuple[str, Sensitivity | None], ...]:
+    return tuple((path, _sensitivity(field)) for path, field in _fields(model))
+
+
+@cache
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, Any], ...]:
     return tuple(_walk_uncached(model, ()))
 
 
-def _walk_uncached(model: type[BaseModel], seen: tuple[type[BaseModel], ...]) -> list[tuple[str, Sensitivity | None]]:
+def _walk_uncached(model: type[BaseModel], seen: tuple[type[BaseModel], ...]) -> list[tuple[str, Any]]:
     if model in seen:
         raise TypeError(f"{model.__name__} contains itself; field paths would be infinite")
-    out: list[tuple[str, Sensitivity | None]] = []
+    out: list[tuple[str, Any]] = []
     for name, field in model.model_fields.items():
         key = field.alias or name  # paths address JSON keys
-        out.append((key, _sensitivity(field)))
+        out.append((key, field))
         for sub in _nested_models(field.annotation):
-            for path, mark in _walk_uncached(sub, (*seen, model)):
-                out.append((f"{key}.{path}", mark))
+            for path, info in _walk_uncached(sub, (*seen, model)):
+                out.append((f"{key}.{path}", info))
     return out
 
 
@@ -90,8 +97,29 @@ def field_paths(model: type[BaseModel]) -> frozenset[str]:
 
 
 @cache
+def field_order(model: type[BaseModel]) -> tuple[str, ...]:
+    """Every dotted path of a model in the order its fields are declared (parents before children)."""
+    return tuple(path for path, _ in _fields(model))
+
+
+@cache
 def _sensitive(model: type[BaseModel]) -> MappingProxyType[str, Sensitivity]:
     return MappingProxyType({path: mark for path, mark in _walk(model) if mark is not None})
+
+
+@cache
+def free_text_fields(model: type[BaseModel], *, shareable: bool = False) -> frozenset[str]:
+    """Dotted paths of a model's free-text fields (``FreeText`` in ``schemas/scalars.py``: narratives,
+    descriptions), which may name anyone. ``shareable=False`` leaves out those written to be shared
+    with every recipient (marked ``SHAREABLE_KEY``); ``True`` gives only those."""
+    from schemas.scalars import is_free_text
+
+    return frozenset(path for path, field in _fields(model) if is_free_text(field) and _shareable(field) == shareable)
+
+
+def _shareable(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get(SHAREABLE_KEY) is True
 
 
 def sensitive_fields(model: type[BaseModel]) -> dict[str, Sensitivity]:

@@ -23,6 +23,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
+from schemas.disclosure import SharedGrant, Withheld
 from schemas.enums import (
     AccessChannel,
     AckStage,
@@ -155,7 +156,16 @@ class Referral(Event):
     )
     anonymised: bool = Field(False, description="Identity was removed (an adult victim refused consent).")
     fields: tuple[str, ...] = Field(description="Dotted paths of the report this copy may hold (names, never values).")
-    report: dict[str, Any] = Field(description="The report reduced to this department's fields (partial, so untyped).")
+    grants: tuple[SharedGrant, ...] = Field(
+        (), description="Each grant that shared fields into this copy, of which subjects' roles, and its reason."
+    )
+    withheld: Withheld = Field(
+        default_factory=Withheld, description="Subjects' identity and free text the rules kept from this copy."
+    )
+    report: dict[str, Any] = Field(
+        description="The report reduced to this department's fields (partial, so untyped). Every subject keeps its "
+        "place and its role in `subjects`, with the fields granted for that role only."
+    )
 
     @model_validator(mode="after")
     def _id_matches(self) -> Referral:
@@ -365,6 +375,12 @@ class RecipientDecision(Model):
     case_owner_required: bool = False
     anonymised: bool = False
     fields: tuple[str, ...] = Field(description="Names of the fields shared; never values.")
+    grants_applied: tuple[int, ...] = Field(
+        (),
+        description="What was shared with this department and why: positions in the decision's `grants` "
+        "(a grant that several recipients got, like the case summary, is recorded once).",
+    )
+    withheld: Withheld = Field(default_factory=Withheld, description="Subjects' identity and free text kept back.")
 
 
 class RoutingDecision(Event):
@@ -393,6 +409,15 @@ class RoutingDecision(Event):
         "null when the priority is the reporter's urgency.",
     )
     recipients: tuple[RecipientDecision, ...] = Field(min_length=1)
+    grants: tuple[SharedGrant, ...] = Field(
+        (),
+        description="Every grant applied to some recipient's copy (field groups, subjects' roles, reason), once each; "
+        "recipients name theirs in `grants_applied`. Empty in decisions made before grants were recorded.",
+    )
+
+    def grants_of(self, recipient: RecipientDecision) -> tuple[SharedGrant, ...]:
+        """The grants applied to one recipient's copy."""
+        return tuple(self.grants[i] for i in recipient.grants_applied)
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingDecision:
@@ -404,6 +429,11 @@ class RoutingDecision(Event):
             raise ValueError("priority_route is given but the priority is the reporter's urgency")
         if self.matched_by and len(self.matched_by) != len(self.matched_routes):
             raise ValueError("matched_by must have one entry per matched route")
+        count = len(self.grants)
+        for i, r in enumerate(self.recipients):
+            applied = r.grants_applied
+            if applied and (min(applied) < 0 or max(applied) >= count or len(set(applied)) != len(applied)):
+                raise ValueError(f"recipients.{i}.grants_applied must name distinct positions in grants")
         _check_recipients(self.report_id, self.recipients, "recipients")
         return self
 

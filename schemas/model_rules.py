@@ -80,6 +80,11 @@ MODEL_RULES: tuple[ModelRule, ...] = (
         "(STR profiles, DNA comparisons and kinship results, sequences, templates, encoded binary "
         "records; schemas/dna.py). The plan reserves DNA to the police.",
     ),
+    ModelRule(
+        "shareable_summary must not identify anyone",
+        "shareable_summary repeats no name, id number, phone or address given elsewhere in the report "
+        "(it may go to departments that see no one's identity).",
+    ),
 )
 
 

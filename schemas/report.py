@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.base import SCHEMA_VERSION, Model, Sensitivity, personal
+from schemas.base import SCHEMA_VERSION, SHAREABLE_KEY, Model, Sensitivity, personal
 from schemas.countries import COUNTRY_CODES
 from schemas.dna import reject_dna_keys
 from schemas.enums import (
@@ -236,6 +237,16 @@ class SubmissionBase(Part):
     narrative: FreeText = personal(
         PERS, min_length=1, max_length=20_000, description="What happened, in the reporter's words."
     )
+    shareable_summary: OptionalFreeText = personal(
+        PERS,
+        None,
+        max_length=2000,
+        description="What happened, written by the reporter for every department the report reaches, without "
+        "names, id numbers, phone numbers or addresses: a department that may not see the narrative (it may name "
+        "people that department may not identify) gets this instead. Refused if it repeats a name, id number, "
+        "phone or address given elsewhere in the report.",
+        json_schema_extra={SHAREABLE_KEY: True},
+    )
     indicators: tuple[Indicator, ...] = Field(
         default=(), max_length=len(Indicator), description="Unique.", json_schema_extra={"uniqueItems": True}
     )
@@ -296,6 +307,15 @@ class SubmissionBase(Part):
                 )
         return consent
 
+    @model_validator(mode="after")
+    def _summary_names_nobody(self) -> SubmissionBase:
+        if self.shareable_summary is not None and (where := repeated_identity(self)) is not None:
+            raise ValueError(
+                f"shareable_summary must not identify anyone: it repeats {where}; it goes to every department "
+                "the report reaches, so describe what happened without names, id numbers, phones or addresses"
+            )
+        return self
+
     @property
     def victims(self) -> tuple[Subject, ...]:
         return tuple(s for s in self.subjects if s.role == SubjectRole.victim)
@@ -303,6 +323,37 @@ class SubmissionBase(Part):
     @property
     def involves_minor(self) -> bool:
         return any(s.is_minor for s in self.subjects)
+
+
+_PHONE_NOISE = re.compile(r"[\s()+-]")
+_MIN_NAME_CHARS = 2  # a one-character value (a surname alone) would be found in any text
+
+
+def repeated_identity(submission: SubmissionBase) -> str | None:
+    """The path of the first name, id number, phone or address that the shareable summary repeats, or None.
+
+    Case-insensitive; phones are compared by their last eight digits, whatever the separators.
+    """
+    summary = (submission.shareable_summary or "").casefold()
+    digits = _PHONE_NOISE.sub("", summary)
+    values: list[tuple[str, str | None, bool]] = [
+        ("reporter.name", submission.reporter.name, False),
+        ("reporter.phone", submission.reporter.phone, True),
+        ("location.address", submission.location.address, False),
+    ]
+    for i, s in enumerate(submission.subjects):
+        values += [(f"subjects.{i}.name", s.name, False), (f"subjects.{i}.id_number", s.id_number, False)]
+        values.append((f"subjects.{i}.phone", s.phone, True))
+    for path, value, phone in values:
+        if not value:
+            continue
+        if phone:
+            tail = _PHONE_NOISE.sub("", value)[-8:]
+            if tail and tail in digits:
+                return path
+        elif len(value.strip()) >= _MIN_NAME_CHARS and value.strip().casefold() in summary:
+            return path
+    return None
 
 
 class ReportEnvelope(Part):

@@ -84,6 +84,11 @@ def _free_text(value: str | None) -> str | None:
     return None if value is None else _text(value, _CONTROL_BUT_TAB_LF_CR)
 
 
+def is_free_text(field: Any) -> bool:
+    """Whether a pydantic ``FieldInfo`` is ``FreeText`` or ``OptionalFreeText`` (not a ``Line``)."""
+    return any(getattr(m, "func", None) is _free_text for m in field.metadata)
+
+
 # The optional forms put the validator around the whole ``X | None``: inside the union,
 # pydantic would apply a field's max_length/ge/le after the validator (a wrong message)
 # and publish ``ge``/``le`` instead of ``minimum``/``maximum`` in the JSON Schema.

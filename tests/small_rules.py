@@ -28,8 +28,13 @@ completed = "3d"
 
 _HEAD = f"""\
 version = "small-1"
+offender_identity = ["police"]
 always_shared = ["report_id", "source", "category"]
 anonymise = ["subjects.name"]
+[[summary]]
+of = ["victim", "suspect", "buyer", "guardian", "witness", "other"]
+fields = ["subjects.age_band"]
+reason = "the facts"
 [calendars.office]
 [defaults]
 calendar = "office"

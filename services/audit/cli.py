@@ -1,5 +1,8 @@
 """`cluebus audit`: the access records of a referral, a report or a person, with the routing decisions.
 
+Beside each access record: what the decision sent that department, of which subjects' roles,
+by which grant and for what reason, and what it withheld.
+
 Reads the audit topic and the decisions topic from their beginning to their
 current end (a snapshot; nothing is committed). With ``--report`` only the
 partition that report's key lives on is read in each topic.
@@ -93,6 +96,8 @@ def audit_command(referral: str | None, report: str | None, user: str | None, si
                             "role": row.sent.role.value,
                             "rule_path": list(row.sent.rule_path),
                             "fields": list(row.sent.fields),
+                            "grants": [g.model_dump(mode="json", exclude_none=True) for g in row.grants],
+                            "withheld": row.sent.withheld.model_dump(mode="json"),
                             "rules_version": row.decision.rules_version if row.decision else None,
                         },
                         "groups_beyond_grant": list(row.groups_beyond_grant),
@@ -117,7 +122,7 @@ def _print_table(rows: list[Any]) -> None:
             f"{_utc(a.at):<20}  "
             f"{a.by:<16}  {a.department:<18}  {a.channel.value:<7}  {a.referral_id:<36}  {', '.join(a.field_groups)}"
         )
-    click.echo("\nwhat the routing decisions sent (field names, never values):")
+    click.echo("\nwhat the routing decisions sent, of whom and why (field names and roles, never values):")
     seen: set[tuple[str, str]] = set()
     for row in rows:
         key = (row.access.report_id, row.access.department)
@@ -133,6 +138,12 @@ def _print_table(rows: list[Any]) -> None:
             f"decided {_utc(row.decision.decided_at)}):"
         )
         click.echo(f"      {', '.join(row.sent.fields)}")
+        for grant in row.grants:
+            click.echo(f"      {grant.describe()}")
+        for line in row.sent.withheld.describe():
+            click.echo(f"      {line}")
+        if not row.grants:
+            click.echo("      (decided before grants were recorded: no reasons on this decision)")
         if row.groups_beyond_grant:
             click.echo(f"      WARNING: shown beyond what was sent: {', '.join(row.groups_beyond_grant)}")
 

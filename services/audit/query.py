@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from schemas import AccessEvent, RecipientDecision, RoutingDecision
+from schemas import AccessEvent, RecipientDecision, RoutingDecision, SharedGrant
 from schemas.events import STAFF_ID, UUID_PATTERN
 from schemas.report import UUID7_PATTERN
 
@@ -72,6 +72,13 @@ class AuditRow:
     access: AccessEvent
     sent: RecipientDecision | None
     decision: RoutingDecision | None
+
+    @property
+    def grants(self) -> tuple[SharedGrant, ...]:
+        """The grants that sent this department its copy, with their reasons (empty: none recorded)."""
+        if self.sent is None or self.decision is None:
+            return ()
+        return self.decision.grants_of(self.sent)
 
     @property
     def groups_beyond_grant(self) -> tuple[str, ...]:

@@ -103,6 +103,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "referral.unsent": ("（待发送）", "(not yet sent)"),
     "referral.routed_at": ("转递时间", "Routed"),
     "referral.anonymised": ("当事人拒绝共享身份信息，已匿名化。", "The victim refused consent: identity removed."),
+    "referral.withheld_identity": (
+        "按需知悉：以下当事人的身份信息未向本部门提供：",
+        "Need to know: this department was not sent the identity of:",
+    ),
+    "referral.withheld_free_text": (
+        "案情叙述等自由文本可能涉及本部门无权知悉身份的人员，未提供；请阅读报告人撰写的可共享摘要。",
+        "Free text (the narrative, descriptions) may name people this department may not identify: withheld. "
+        "Read the reporter's shareable summary.",
+    ),
+    "referral.grants": ("本部门可见内容及依据", "What this department sees, and why"),
     "referral.closed": ("本线索已办结，不能再操作。", "This referral is closed; no further action."),
     "action.accept": ("受理", "Accept"),
     "action.accept_help": ("受理后本部门负责办理。", "Accepting makes this department responsible for it."),
@@ -162,6 +172,19 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "priority": {"critical": ("特急", "critical"), "high": ("紧急", "high"), "normal": ("一般", "normal")},
     "role": {"lead": ("负责", "lead"), "cooperating": ("配合", "cooperating")},
+    "subject_role": {
+        "victim": ("被害人", "victim"),
+        "suspect": ("嫌疑人", "suspect"),
+        "buyer": ("收买人", "buyer"),
+        "guardian": ("监护人", "guardian"),
+        "witness": ("证人", "witness"),
+        "other": ("其他当事人", "other party"),
+    },
+    "grant_basis": {
+        "summary": ("案情摘要（所有接收部门）", "case summary (every recipient)"),
+        "department": ("本部门牵头职责", "this department's duty as lead"),
+        "route": ("规则", "route"),
+    },
     "user_role": {
         "staff": ("经办人", "staff"),
         "supervisor": ("督办负责人", "supervisor"),

@@ -15,9 +15,18 @@ from schemas import (
     RecipientDecision,
     Referral,
     RoutingDecision,
+    SharedGrant,
     referral_id_for,
 )
 from services.rules import CompiledRules
+
+
+def _position(grant: SharedGrant, positions: dict[int, int], grants: list[SharedGrant]) -> int:
+    at = positions.get(id(grant))
+    if at is None:
+        at = positions[id(grant)] = len(grants)
+        grants.append(grant)
+    return at
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,10 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
     plan = rules.plan(report, report.received_at)
     referrals = []
     recipients = []
+    # Each grant recorded once in the decision. The copies' records are interned by the rules
+    # (services/rules/grants.py), so identity finds the repeats without hashing models.
+    positions: dict[int, int] = {}
+    grants: list[SharedGrant] = []
     for p in plan.referrals:
         referral_id = referral_id_for(report.report_id, p.department)
         due = DueTimes(**p.due)
@@ -55,6 +68,8 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
+                grants=p.disclosure.grants,
+                withheld=p.disclosure.withheld,
                 report=p.copy,
             )
         )
@@ -69,6 +84,8 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
                 case_owner_required=p.case_owner_required,
                 anonymised=p.anonymised,
                 fields=p.fields,
+                grants_applied=tuple(_position(g, positions, grants) for g in p.disclosure.grants),
+                withheld=p.disclosure.withheld,
             )
         )
     decision = RoutingDecision(
@@ -86,5 +103,6 @@ def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedRep
         matched_by=plan.result.matched_by,
         priority_route=plan.result.priority_route,
         recipients=tuple(recipients),
+        grants=tuple(grants),
     )
     return RoutedReport(referrals=tuple(referrals), decision=decision)

@@ -2,9 +2,10 @@
 
 ``model`` / ``matchers``: the file's shape; ``detail_fields``: details paths per source;
 ``facts``: what a route sees of a report; ``predicates``: what each matcher means;
-``engine``: the compiled tree; ``loader``: load, validate, plan; ``cases`` / ``explain`` /
-``coverage`` / ``diff`` / ``history`` / ``cli``: the ``cluebus rules`` tools. Reference:
-``docs/RULES.md``.
+``engine``: the compiled tree; ``grants``: who sees what of whom and why, checked and
+compiled; ``redaction``: the per-role copies; ``loader``: load, validate, plan; ``cases`` /
+``explain`` / ``coverage`` / ``diff`` / ``history`` / ``privacy`` / ``cli``: the ``cluebus rules``
+tools. Reference: ``docs/RULES.md``, ``docs/PRIVACY.md``.
 """
 
 from services.rules.engine import RoutedRecipient, RouteResult

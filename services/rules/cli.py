@@ -1,7 +1,7 @@
-"""`cluebus rules check|test|explain|coverage|diff`: the rule authors' and administrators' tools (like amtool).
+"""`cluebus rules check|test|explain|coverage|diff|privacy`: the rule authors' and administrators' tools (like amtool).
 
 Each command is a thin shell over a pure module: ``cases`` (test), ``explain``,
-``coverage``, ``diff``; ``history`` reads past reports back from Kafka for ``diff``.
+``coverage``, ``diff``, ``privacy``; ``history`` reads past reports back from Kafka for ``diff``.
 """
 
 from __future__ import annotations
@@ -200,6 +200,15 @@ def rules_diff(
     except RuntimeError as exc:  # the topic cannot be read back
         _fail(str(exc))
     _emit(fmt, result.as_json(), render(result))
+
+
+@rules_group.command("privacy")
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+def rules_privacy(file: Path | None) -> None:
+    """Who sees what of a report, of whom and why, as Markdown (docs/PRIVACY.md is this output)."""
+    from services.rules.privacy import render
+
+    click.echo(render(_load(file)), nl=False)
 
 
 def _from_files(paths: list[Path], source: str | None, since: datetime | None):  # type: ignore[no-untyped-def]

@@ -4,8 +4,9 @@ For every route the report's (source, category) let the tree test: whether it ma
 which of its matchers held (for ``any``/``all``, which elements), or which failed,
 or which ``match_not`` matcher excluded it. For every recipient: the route that named
 it first, every route that named it, the matchers of that route, clocks and field
-names. For the priority: the route that raised it, or the reporter's urgency. Only
-kinds, paths and field names are shown: never a person's values.
+names, and what was shared of whom and why (each grant's reason) and what was withheld.
+For the priority: the route that raised it, or the reporter's urgency. Only kinds, paths,
+roles and field names are shown: never a person's values.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from schemas import SharedGrant, Withheld
 from services.rules.engine import Node, Trace
 from services.rules.facts import Facts
 from services.rules.inputs import TOOL_SOURCE_SYSTEM
@@ -66,6 +68,8 @@ def explain(rules: CompiledRules, report: Any) -> dict[str, Any]:
                 "anonymised": p.anonymised,
                 "due": {stage: when.astimezone(UTC).isoformat() for stage, when in p.due.items()},
                 "fields": list(p.fields),
+                "grants": [g.model_dump(mode="json", exclude_none=True) for g in p.disclosure.grants],
+                "withheld": p.disclosure.withheld.model_dump(mode="json"),
             }
             for p in plan.referrals
         ],
@@ -117,4 +121,6 @@ def render(explanation: dict[str, Any]) -> list[str]:
         due = ", ".join(f"{stage} {when[:16].replace('T', ' ')}Z" for stage, when in r["due"].items())
         lines.append(f"      due: {due}")
         lines.append(f"      fields ({len(r['fields'])}): {', '.join(r['fields'])}")
+        lines.extend(f"      {g.describe()}" for g in (SharedGrant.model_validate(g) for g in r["grants"]))
+        lines.extend(f"      {line}" for line in Withheld.model_validate(r["withheld"]).describe())
     return lines

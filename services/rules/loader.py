@@ -5,7 +5,9 @@ is no partially applied rule set. Beyond the schema, the loader checks the
 invariants the plan and the law require:
 
 * every recipient and escalation target is a known department;
-* DNA and biometric fields are visible to the police only;
+* every grant (who sees which fields of whom, and why) is sound, a suspect's or a
+  buyer's identity reaches ``offender_identity`` only, DNA and biometric fields the
+  police only (``services/rules/grants.py``);
 * every ``details`` path a matcher names is a field of a source the route can
   see, and its values fit that field (``services/rules/detail_fields.py``);
 * every source and category, whatever the other facts of the report, reaches
@@ -39,8 +41,9 @@ from services.rules.engine import (
     leadless_pairs,
 )
 from services.rules.facts import Facts
+from services.rules.grants import GrantTable, compile_grants
 from services.rules.model import Department, EscalationChain, Route, RulesFile
-from services.rules.redaction import Projection, expand, forbidden_for_non_police
+from services.rules.redaction import Copy
 
 
 class RulesError(ValueError):
@@ -166,7 +169,11 @@ class PlannedReferral:
     case_owner_required: bool
     anonymised: bool
     copy: dict[str, Any]
-    fields: tuple[str, ...]
+    disclosure: Copy  # the compiled copy: field names, grants and reasons, what is withheld
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.disclosure.fields
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ class CompiledRules:
     version: str  # the file's version plus a content hash, stamped on every referral
     digest: str
     root: Node
-    projections: dict[tuple[str, Source], Projection] = field(repr=False)
+    grants: GrantTable = field(repr=False)
     source_name: str = "routing_rules.toml"
     _owners: dict[str, frozenset[Category]] = field(default_factory=dict, repr=False)
 
@@ -242,10 +249,12 @@ class CompiledRules:
         report_json = report.model_dump(mode="json")
         refused = str(getattr(report.consent, "value", report.consent)) == "refused"
         source = Source(report.source)
+        roles = frozenset(s["role"] for s in report_json["subjects"])
+        granting = self.grants.granting_routes(result.matched_paths)
         planned = []
         for r in result.recipients:
             anonymise = refused and r.department != self.police
-            copy, fields = self.projections[(r.department, source)].apply(report_json, anonymise=anonymise)
+            disclosure = self.grants.copy_for(r.department, r.role, granting, source, roles, anonymise)
             planned.append(
                 PlannedReferral(
                     department=r.department,
@@ -255,8 +264,8 @@ class CompiledRules:
                     due=self.due(r.department, result.priority, routed_at),
                     case_owner_required=r.case_owner_required,
                     anonymised=anonymise,
-                    copy=copy,
-                    fields=fields,
+                    copy=disclosure.apply(report_json),
+                    disclosure=disclosure,
                 )
             )
         return RoutingPlan(result=result, referrals=tuple(planned))
@@ -271,8 +280,10 @@ class CompiledRules:
         }
 
 
-def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...], str]]:
-    problems: list[tuple[tuple[Any, ...], str]] = []
+def _check_invariants(
+    spec: RulesFile, root: Node, grant_problems: list[tuple[tuple[Any, ...], str]]
+) -> list[tuple[tuple[Any, ...], str]]:
+    problems: list[tuple[tuple[Any, ...], str]] = list(grant_problems)
     departments = spec.departments
     if spec.police not in departments:
         problems.append((("police",), f"the police department '{spec.police}' is not defined"))
@@ -307,29 +318,6 @@ def _check_invariants(spec: RulesFile, root: Node) -> list[tuple[tuple[Any, ...]
         if chain.on_lead_decline.split(".")[0] not in departments:
             problems.append(((*loc, "on_lead_decline"), f"unknown department '{chain.on_lead_decline}'"))
 
-    # Fields: known paths only; DNA and biometric data to the police only.
-    try:
-        expand(spec.always_shared, spec.field_sets)
-    except ValueError as exc:
-        problems.append((("always_shared",), str(exc)))
-    try:
-        expand(spec.anonymise, spec.field_sets)
-    except ValueError as exc:
-        problems.append((("anonymise",), str(exc)))
-    for dep_id, dep in departments.items():
-        try:
-            allowed = expand(dep.fields, spec.field_sets)
-        except ValueError as exc:
-            problems.append((("departments", dep_id, "fields"), str(exc)))
-            continue
-        if dep_id != spec.police and (bad := forbidden_for_non_police(allowed)):
-            problems.append(
-                (
-                    ("departments", dep_id, "fields"),
-                    f"DNA/biometric fields are for the police only, not '{dep_id}': {bad}",
-                )
-            )
-
     # Every (source, category) reaches a lead, whatever the report's other facts.
     if not problems:
         for category, sources in sorted(leadless_pairs(root).items()):
@@ -360,24 +348,17 @@ def parse_rules(text: str, source_name: str = "routing_rules.toml") -> CompiledR
         root = compile_tree(spec.route)
     except CompileError as exc:
         raise RulesError(source_name, [(locate(entries, loc), _where(loc), msg) for loc, msg in exc.problems]) from None
-    invariant_problems = _check_invariants(spec, root)
-    if invariant_problems:
+    grants, grant_problems = compile_grants(spec)
+    invariant_problems = _check_invariants(spec, root, grant_problems)
+    if invariant_problems or grants is None:
         raise RulesError(source_name, [(locate(entries, loc), _where(loc), msg) for loc, msg in invariant_problems])
-
-    shared = expand(spec.always_shared, spec.field_sets)
-    anonymise = expand(spec.anonymise, spec.field_sets)
-    projections = {
-        (dep_id, source): Projection(dep_id, source, shared | expand(dep.fields, spec.field_sets), anonymise)
-        for dep_id, dep in spec.departments.items()
-        for source in Source
-    }
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return CompiledRules(
         spec=spec,
         version=f"{spec.version}+{digest[:12]}",
         digest=digest,
         root=root,
-        projections=projections,
+        grants=grants,
         source_name=source_name,
     )
 

@@ -9,11 +9,17 @@ fallback when no child matches, which is why no report is routed to nobody.
 Options set on a node (``priority``, ``case_owner_required``) are inherited
 by its children. The matchers of ``match`` / ``match_not`` are in
 ``services/rules/matchers.py``.
+
+What each recipient may see is a set of **grants** (fields, of whom, why): the
+``summary`` for every recipient, a department's own ``grants`` when it leads, and
+a matched route's ``grants`` for the departments it names, in either role. Their
+meaning and checks are in ``services/rules/grants.py``.
 """
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +33,36 @@ from services.rules.matchers import Matchers
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Party(StrEnum):
+    """Whose personal data a grant covers: the report's subjects by role, or its reporter."""
+
+    victim = "victim"
+    suspect = "suspect"
+    buyer = "buyer"
+    guardian = "guardian"
+    witness = "witness"
+    other = "other"
+    reporter = "reporter"
+
+
+class Grant(_Strict):
+    """Fields a department may see, of whom, and why (the reason is recorded with every copy)."""
+
+    fields: tuple[str, ...] = Field(min_length=1, description="Paths, '@set' names or 'x.*'.")
+    of: tuple[Party, ...] = Field(
+        (),
+        description="Whose: subject roles for 'subjects.*' fields, 'reporter' for 'reporter.*' fields; "
+        "a person's field is granted only of the parties listed.",
+    )
+    reason: str = Field(min_length=3, max_length=300, pattern=r"^[^\n\r\t]*\S[^\n\r\t]*$")
+
+
+class RouteGrant(Grant):
+    """A grant of a route, for departments it (or a route above it) names, in either role."""
+
+    to: tuple[str, ...] = Field(min_length=1, description="Department ids.")
 
 
 class EscalationLevel(_Strict):
@@ -58,8 +94,8 @@ class Department(_Strict):
     name_en: str = Field(min_length=1)
     topic: str | None = Field(None, pattern=TOPIC_NAME, description="Referral topic; default <prefix>.referrals.<id>.")
     calendar: str | None = Field(None, description="Working-hours calendar (default: defaults.calendar).")
-    fields: tuple[str, ...] = Field(
-        (), description="Report fields this department may see: paths, '@set' names or 'x.*'."
+    grants: tuple[Grant, ...] = Field(
+        (), description="What this department sees beyond the summary when it leads a referral."
     )
     clocks: dict[Priority, StageClocks] = Field(default_factory=dict)
     escalation: EscalationChain | None = None
@@ -79,6 +115,9 @@ class Route(_Strict):
     match: Matchers = Field(default_factory=Matchers)
     match_not: Matchers = Field(default_factory=Matchers)
     recipients: tuple[Recipient, ...] = ()
+    grants: tuple[RouteGrant, ...] = Field(
+        (), description="More fields for departments this route names, when it matches (lead or cooperating)."
+    )
     priority: Priority | None = Field(
         None, description="Raise the priority of what this subtree routes to at least this (never lowers it)."
     )
@@ -118,7 +157,19 @@ class RulesFile(_Strict):
 
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
     police: str = Field("police", pattern=DEPARTMENT_ID, description="The department allowed DNA/biometric data.")
-    always_shared: tuple[str, ...] = Field(description="Fields every recipient gets (ids, category, times).")
+    offender_identity: tuple[str, ...] = Field(
+        min_length=1,
+        description="The only departments that may ever see a suspect's or a buyer's identity (the loader refuses "
+        "any grant that gives it to another; free text follows identity, so theirs too).",
+    )
+    always_shared: tuple[str, ...] = Field(
+        description="Fields every recipient gets (ids, category, times, codes); no personal data."
+    )
+    summary: tuple[Grant, ...] = Field(
+        min_length=1,
+        description="The case summary every recipient gets, lead or cooperating: facts, no identity, no free text "
+        "but the reporter's shareable summary.",
+    )
     field_sets: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     defaults: Defaults

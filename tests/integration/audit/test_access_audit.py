@@ -10,6 +10,12 @@ from schemas import AccessEvent, referral_id_for
 from ..support import CLUEBUS, collect, free_port, many_reports, produce, wait_until
 
 
+def _grant_roles(row):
+    from schemas import SubjectRole
+
+    return {SubjectRole(r) for g in row["sent"]["grants"] for r in g.get("subjects", ())}
+
+
 def run(env, *args, ok=True):
     result = subprocess.run([CLUEBUS, *args], env=env, capture_output=True, text=True, timeout=120)
     if ok:
@@ -72,12 +78,18 @@ def test_every_inbox_show_is_recorded_and_listed_with_the_fields_the_decision_se
     police_rows = [r for r in rows if r["access"]["department"] == "police"]
     education_rows = [r for r in rows if r["access"]["department"] == "education"]
     assert police_rows[0]["sent"]["role"] == "lead" and len(police_rows) == 2
-    # The two departments were sent different field names, and the audit shows which.
+    # The two departments were sent different field names, and the audit shows which, of whom and why.
     assert police_rows[0]["sent"]["fields"] != education_rows[0]["sent"]["fields"]
+    own = [g for g in education_rows[0]["sent"]["grants"] if g["basis"] == "department" and g.get("subjects")]
+    assert own and own[0]["subjects"] == ["victim"] and own[0]["reason"].startswith("the pupil and the guardians")
+    assert education_rows[0]["sent"]["withheld"]["identity"] == ["suspect"]  # the suspect is the police's
+    assert {r.value for r in _grant_roles(police_rows[0])} == {"victim", "suspect"}
 
     by_user = run(service_env, "audit", "--user", "clerk.0007").stdout
     assert education in by_user and police not in by_user.split("what the routing decisions sent")[0]
     assert f"report {report.report_id} -> education (" in by_user
+    assert "shared by department of victim (reporter, subjects): the pupil and the guardians" in by_user
+    assert "withheld: the identity of suspect" in by_user
     by_referral = run(service_env, "audit", "--referral", police[:8]).stdout
     assert by_referral.count("officer.0042") == 2 and "clerk.0007" not in by_referral
     assert "no access records match" in run(service_env, "audit", "--user", "officer.0042", "--since", "0s").stdout

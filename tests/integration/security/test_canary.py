@@ -1,11 +1,13 @@
-"""Canary: personal data reaches referral payloads where the rules allow, and nowhere else.
+"""Canary: personal data reaches referral payloads where the grants allow, per subject role, and nowhere else.
 
-A report whose every personal text field holds a unique marker goes through the
-whole bus on the secure broker, each service as its own principal (TLS + SCRAM +
-ACLs): hospital adapter -> router -> tracker -> police inbox (received, accepted,
-completed with a marked outcome). Then every log line of every service, every
-metrics exposition, every audit record, status event and escalation, and the
-dead-letter listing are searched for the markers.
+A report whose every personal text field holds a unique marker (per person: a victim, a suspect
+and a guardian) goes through the whole bus on the secure broker, each service as its own
+principal (TLS + SCRAM + ACLs): hospital adapter -> router -> tracker -> police inbox (received,
+accepted, completed with a marked outcome). Each department's copy holds a person's marker only
+where one of its recorded grants names that person's role and that field (and the suspect's
+identity and every free text only in the police copy here); then every log line of every service,
+every metrics exposition, every audit record, status event and escalation, and the dead-letter
+listing are searched for the markers.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ def _marker(kind: str = "text") -> str:
     return "CNRY" + uuid.uuid4().hex[:12]
 
 
+PEOPLE = ("victim", "suspect", "guardian")
+SUBJECT_TEXT = (("name", "text"), ("id_number", "text"), ("phone", "phone"), ("description", "text"))
+
+
 def canary_submission() -> tuple[dict, dict[str, str]]:
-    """The hospital example with a unique marker in every personal text field."""
+    """The hospital example with a victim, a suspect and a guardian and a unique marker in every
+    personal text field; a subject's marker is keyed ``<role>.subjects.<field>``, a case's by its path."""
     data = dict(load_examples("v1", "reports")["hospital-suspected_trafficking_woman"])
     for key in ("schema_version", "report_id", "source", "source_system", "received_at"):
         data.pop(key)
@@ -45,11 +52,15 @@ def canary_submission() -> tuple[dict, dict[str, str]]:
     def put(obj: dict, key: str, path: str, kind: str = "text") -> None:
         markers[path] = obj[key] = _marker(kind)
 
-    victim = dict(data["subjects"][0])
-    for key, kind in (("name", "text"), ("id_number", "text"), ("phone", "phone"), ("description", "text")):
-        put(victim, key, f"subjects.{key}", kind)
-    victim["id_type"] = "resident_id"
-    data["subjects"] = [victim, *data["subjects"][1:]]
+    victim, suspect = (dict(s) for s in data["subjects"])
+    guardian = {"role": "guardian", "age": 52, "sex": "female"}
+    for role, subject in zip(PEOPLE, (victim, suspect, guardian), strict=True):
+        assert subject["role"] == role
+        for key, kind in SUBJECT_TEXT:
+            put(subject, key, f"{role}.subjects.{key}", kind)
+        subject["id_type"] = "resident_id"
+    data["subjects"] = [victim, suspect, guardian]
+    put(data, "shareable_summary", "shareable_summary")
     data["reporter"] = dict(data["reporter"])
     put(data["reporter"], "name", "reporter.name")
     put(data["reporter"], "phone", "reporter.phone", "phone")
@@ -68,6 +79,9 @@ def canary_submission() -> tuple[dict, dict[str, str]]:
 
 def test_every_personal_text_field_is_marked():
     _, markers = canary_submission()
+    paths = {key.split(".", 1)[1] if key.split(".")[0] in PEOPLE else key for key in markers}
+    assert {key.split(".")[0] for key in markers if key.split(".")[0] in PEOPLE} == set(PEOPLE)
+    assert all(f"{p}.subjects.{f}" in markers for p in PEOPLE for f, _ in SUBJECT_TEXT)
     text_fields = {p for p, _ in sensitive_fields(REPORT_MODELS[Source.hospital]).items()} - {
         # not free text: enumerations and numbers, which cannot carry a unique marker
         "subjects.sex",
@@ -77,7 +91,35 @@ def test_every_personal_text_field_is_marked():
         "subjects.disability",
         "subjects.id_type",
     }
-    assert text_fields <= set(markers), text_fields - set(markers)
+    assert text_fields <= paths, text_fields - paths
+
+
+FREE_TEXT_MARKERS = (
+    "narrative",
+    "location.description",
+    "attachments.description",
+    "details.identity_check.anomaly",
+    *(f"{p}.subjects.description" for p in PEOPLE),
+)
+
+
+def _held(copy: dict, key: str) -> str:
+    """The part of a copy where ``key``'s marker may be: the person's own entry, or the whole copy."""
+    role = key.split(".")[0]
+    if role in PEOPLE:
+        return json.dumps(copy["subjects"][PEOPLE.index(role)], ensure_ascii=False)
+    return json.dumps(copy, ensure_ascii=False)
+
+
+def _planned_copies(submission: dict) -> dict[str, dict]:
+    """What the shipped rules grant each department of this submission (computed here, off the bus)."""
+    from services.rules import load_rules
+    from services.rules.inputs import as_report
+
+    report = as_report({"source": "hospital", "submission": submission})
+    return {
+        p.department: p.copy for p in load_rules(REPO / "routing_rules.toml").plan(report, report.received_at).referrals
+    }
 
 
 def _principal_env(bus, base_env: dict, principal: str) -> dict[str, str]:
@@ -208,14 +250,24 @@ def test_markers_reach_allowed_referral_fields_and_no_log_metric_audit_or_status
             Referral.model_validate_json(m.value).department: Referral.model_validate_json(m.value) for m in found
         }
         assert set(referrals) == set(recipients)
+        planned = _planned_copies(submission)
         for department, referral in referrals.items():
-            payload = json.dumps(referral.report, ensure_ascii=False)
-            for path, marker in markers.items():
-                assert (marker in payload) == (path in referral.fields), (department, path)
+            roles_granted = {r.value for g in referral.grants for r in g.subjects}
+            for key, marker in markers.items():
+                held = marker in _held(referral.report, key)
+                assert held == (marker in _held(planned[department], key)), (department, key)
+                if held and key.split(".")[0] in PEOPLE:  # the copy's own record says whose fields it holds
+                    assert key.split(".")[0] in roles_granted, (department, key)
         assert all(m in json.dumps(referrals["police"].report) for m in markers.values())
-        # Civil affairs may see who the people are, not the hospital's record or certificate numbers.
+        # Civil affairs may see who the victim and the guardian are, not the suspect, the hospital's
+        # record or certificate numbers, nor any free text (it may name the suspect).
+        for department in ("civil_affairs", "health"):
+            copy = json.dumps(referrals[department].report, ensure_ascii=False)
+            assert markers["victim.subjects.name"] in copy and markers["guardian.subjects.phone"] in copy
+            assert not [k for k, m in markers.items() if k.startswith("suspect.") and m in copy], department
+            assert not [k for k in FREE_TEXT_MARKERS if markers[k] in copy], department
+            assert markers["shareable_summary"] in copy  # what they read instead of the narrative
         civil_affairs = json.dumps(referrals["civil_affairs"].report, ensure_ascii=False)
-        assert markers["subjects.name"] in civil_affairs
         assert markers["details.record_number"] not in civil_affairs
         assert markers["details.newborn.birth_certificate_number"] not in civil_affairs
 

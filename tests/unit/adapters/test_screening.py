@@ -100,3 +100,20 @@ def test_csv_booleans_and_whole_numbers_still_read(make_client):
     )
     assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected"], r.text
     assert r.json()["results"][1]["errors"][0]["field"] == "details.minor_present"
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_a_shareable_summary_that_names_a_person_is_refused_and_nothing_is_stored(make_client, source):
+    client = make_client(source)
+    body = submission(source, "share-1")
+    name = next(s["name"] for s in body["subjects"] if s.get("name"))
+    body["shareable_summary"] = f"Seen at the desk with {name}."
+    r = client.post("/v1/reports", json=body, headers=auth(source))
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert "shareable_summary must not identify anyone" in error["reason"] and "subjects." in error["reason"]
+    assert name not in r.text  # the refusal names the field it repeats, never the value
+    assert client.app.state.adapter.outbox.backlog == 0
+    body["shareable_summary"] = "Seen at the desk; the person is safe and with staff."
+    assert client.post("/v1/reports", json=body, headers=auth(source)).status_code == 202
+    assert client.app.state.adapter.outbox.backlog == 1

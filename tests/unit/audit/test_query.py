@@ -73,3 +73,34 @@ def test_join_puts_the_decision_s_field_names_beside_each_record():
     assert rows[0].groups_beyond_grant == ()
     assert rows[1].groups_beyond_grant == ("zzz_not_sent",)
     assert join([fine], [])[0].sent is None  # the decision not found is said, not guessed
+
+
+def test_the_listing_shows_each_grant_s_reason_and_what_was_withheld_beside_the_access(capsys):
+    from services.audit.cli import _print_table
+
+    education = next(r for r in DECISION.recipients if r.department == "education")
+    grants = DECISION.grants_of(education)
+    assert grants and education.withheld  # the example decision records them
+    (row,) = join([opened("education", "clerk.0007", 1)], [DECISION])
+    assert row.grants == grants
+    _print_table([row])
+    out = capsys.readouterr().out
+    access, sent = out.split("what the routing decisions sent")
+    assert "clerk.0007" in access and "education" in access
+    for grant in grants:
+        assert f"      {grant.describe()}" in sent
+    assert "withheld: the identity of suspect" in sent
+    assert "withheld: free text (details.pick_up_description, location.description, narrative" in sent
+
+
+def test_a_decision_made_before_grants_were_recorded_is_said_so(capsys):
+    from services.audit.cli import _print_table
+
+    old = DECISION.model_copy(
+        update={
+            "grants": (),
+            "recipients": tuple(r.model_copy(update={"grants_applied": ()}) for r in DECISION.recipients),
+        }
+    )
+    _print_table(join([opened("education", "clerk.0007", 1)], [old]))
+    assert "decided before grants were recorded" in capsys.readouterr().out

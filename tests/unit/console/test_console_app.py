@@ -59,6 +59,24 @@ def test_opening_a_referral_writes_an_access_record_and_shows_the_copy(client, r
     assert record["field_groups"] and set(record["field_groups"]) <= set(referral.report)
 
 
+def test_a_copy_says_whose_identity_and_which_free_text_were_withheld_and_why_it_holds_the_rest(client, referrals):
+    sign_in(client, "teacher.1")
+    referral = next(r for r in referrals["education"] if r.category.value == "suspected_trafficking_child")
+    assert [r.value for r in referral.withheld.identity] == ["suspect"] and "narrative" in referral.withheld.free_text
+    page = client.get(f"/referrals/{referral.referral_id}")
+    assert page.status_code == 200
+    assert 'id="withheld-identity"' in page.text and "嫌疑人" in page.text
+    assert 'id="withheld-text"' in page.text
+    for grant in referral.grants:
+        assert grant.reason.replace("'", "&#39;") in page.text
+    assert referral.report["shareable_summary"] in page.text  # what the department reads instead
+    police = next(r for r in referrals["police"] if r.category.value == "suspected_trafficking_child")
+    sign_in(client, "officer.1")
+    page = client.get(f"/referrals/{police.referral_id}")
+    assert page.status_code == 200 and 'id="grants"' in page.text
+    assert 'id="withheld-identity"' not in page.text and 'id="withheld-text"' not in page.text  # the police see all
+
+
 def test_accept_needs_the_case_owner_when_required_and_acks_carry_the_signed_in_user(client, referrals, console):
     sign_in(client, "officer.1")
     referral = next(r for r in referrals["police"] if r.case_owner_required)

@@ -8,8 +8,13 @@ from tests.small_rules import DEFAULT_CLOCKS
 HEAD = (
     dedent("""
     version = "t1"
-    always_shared = ["report_id", "source", "category"]
+    offender_identity = ["police"]
+    always_shared = ["report_id", "source", "category", "subjects.role"]
     anonymise = ["subjects.name", "narrative"]
+    [[summary]]
+    of = ["victim", "suspect", "buyer", "guardian", "witness", "other"]
+    fields = ["subjects.age_band"]
+    reason = "the facts"
     [calendars.office]
     [calendars.always]
     always = true
@@ -24,18 +29,29 @@ HEAD = (
     [departments.police]
     name_zh = "公安"
     name_en = "Police"
+    [[departments.police.grants]]
+    of = ["victim", "suspect", "buyer", "guardian", "witness", "other", "reporter"]
     fields = ["*"]
+    reason = "investigation"
     [departments.joint_meeting]
     name_zh = "联席"
     name_en = "Joint meeting"
     [departments.education]
     name_zh = "教育"
     name_en = "Education"
-    fields = ["subjects.age_band", "details.*"]
+    [[departments.education.grants]]
+    fields = ["details.*"]
+    reason = "the school"
     [departments.hrss]
     name_zh = "人社"
     name_en = "HRSS"
-    fields = ["subjects.name", "narrative"]
+    [[departments.hrss.grants]]
+    of = ["victim"]
+    fields = ["subjects.name"]
+    reason = "the workers"
+    [[departments.hrss.grants]]
+    fields = ["narrative"]
+    reason = "what happened"
 """)
 )
 

@@ -68,6 +68,26 @@ def test_explain_shows_path_recipients_and_fields():
     assert "subjects.name" in lines[police + 2]
 
 
+def test_explain_shows_what_was_shared_of_whom_and_why_and_what_was_withheld():
+    report = REPO / "schemas/examples/v1/reports/school-suspected_trafficking_child.json"
+    result = run("rules", "explain", str(report), "--rules", str(REPO / "routing_rules.toml"), "--format", "json")
+    recipients = {r["department"]: r for r in json.loads(result.output)["recipients"]}
+    youth = recipients["youth_league"]
+    assert youth["role"] == "cooperating" and {g["basis"] for g in youth["grants"]} == {"summary"}
+    assert youth["withheld"]["identity"] == ["suspect", "victim"] and "subjects.name" not in youth["fields"]
+    education = recipients["education"]
+    assert education["withheld"] == {
+        "identity": ["suspect"],
+        "free_text": ["details.pick_up_description", "location.description", "narrative", "subjects.description"],
+    }
+    (own,) = [g for g in education["grants"] if g["basis"] == "department" and g.get("subjects")]
+    assert own["subjects"] == ["victim"] and own["field_groups"] == ["reporter", "subjects"]
+    assert "二.(一).2.(2)-8" in own["reason"] and "subjects.name" in education["fields"]
+    text = run("rules", "explain", str(report), "--rules", str(REPO / "routing_rules.toml")).output
+    assert "withheld: the identity of suspect, victim" in text
+    assert "shared by department of victim (reporter, subjects): the pupil and the guardians" in text
+
+
 # --- the corpus form, explain on a submission, coverage, diff ------------------------------------
 
 import copy  # noqa: E402

@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from schemas import Category, Consent, Indicator, Source, SubjectRole, Urgency
+from schemas import Category, Consent, Indicator, Source, SubjectRole, Urgency, dna_content
 from schemas.countries import COUNTRY_CODES
-from schemas.dna import dna_content
 from schemas.enums import (
     CHILD_CATEGORIES,
     NO_VICTIM_NEEDED,
@@ -314,6 +313,7 @@ def submissions(draw, source: Source | None = None) -> tuple[Source, dict]:
         draw,
         {
             "urgency": enum_value(Urgency),
+            "shareable_summary": text(200),
             "location": locations(),
             "indicators": st.lists(enum_value(Indicator), unique=True, max_size=6),
             "attachments": st.lists(attachments(), max_size=3),
@@ -321,4 +321,18 @@ def submissions(draw, source: Source | None = None) -> tuple[Source, dict]:
     )
     if consent != Consent.unknown or draw(st.booleans()):
         data["consent"] = consent.value
+    if "shareable_summary" in data and _names_someone(data):
+        del data["shareable_summary"]  # refused by design (it must not repeat a name, id, phone or address)
     return source, data
+
+
+def _names_someone(data: dict) -> bool:
+    from types import SimpleNamespace as NS
+
+    from schemas.report import repeated_identity
+
+    people = [NS(name=s.get("name"), id_number=s.get("id_number"), phone=s.get("phone")) for s in data["subjects"]]
+    reporter = NS(name=data["reporter"]["name"], phone=data["reporter"].get("phone"))
+    location = NS(address=data.get("location", {}).get("address"))
+    submission = NS(shareable_summary=data["shareable_summary"], reporter=reporter, location=location, subjects=people)
+    return repeated_identity(submission) is not None  # type: ignore[arg-type]

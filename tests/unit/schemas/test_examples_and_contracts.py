@@ -82,6 +82,33 @@ def test_v1_event_examples_still_parse_and_round_trip(name):
     assert model.model_validate_json(dump_event(event)) == event
 
 
+def test_a_report_made_before_the_shareable_summary_still_parses():
+    data = {k: v for k, v in REPORTS["school-suspected_trafficking_child"].items() if k != "shareable_summary"}
+    assert parse_report(json.dumps(data)).shareable_summary is None
+    validator("school-report").validate(data)
+
+
+def test_copies_and_decisions_made_before_grants_were_recorded_still_parse():
+    referral = {k: v for k, v in EVENTS["referral"].items() if k not in ("grants", "withheld")}
+    parsed = EVENT_MODELS["Referral"].model_validate(referral)
+    assert parsed.grants == () and not parsed.withheld
+    validator("referral").validate(referral)
+    decision = json.loads(json.dumps(EVENTS["routing-decision"]))
+    del decision["grants"]
+    for recipient in decision["recipients"]:
+        del recipient["grants_applied"], recipient["withheld"]
+    parsed = EVENT_MODELS["RoutingDecision"].model_validate(decision)
+    assert parsed.grants == () and all(parsed.grants_of(r) == () for r in parsed.recipients)
+    validator("routing-decision").validate(decision)
+
+
+def test_a_decision_names_only_grants_it_records():
+    decision = json.loads(json.dumps(EVENTS["routing-decision"]))
+    decision["recipients"][0]["grants_applied"] = [len(decision["grants"])]
+    with pytest.raises(ValueError, match="grants_applied must name distinct positions in grants"):
+        EVENT_MODELS["RoutingDecision"].model_validate(decision)
+
+
 def test_a_decision_recorded_before_matched_by_and_priority_route_still_parses():
     data = {k: v for k, v in EVENTS["routing-decision"].items() if k not in ("matched_by", "priority_route")}
     decision = EVENT_MODELS["RoutingDecision"].model_validate(data)

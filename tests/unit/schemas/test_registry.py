@@ -14,6 +14,7 @@ from schemas import (
     Source,
     dna,
     field_paths,
+    free_text_fields,
     sensitive_fields,
 )
 from schemas.dna import find_dna_keys, has_dna_keys
@@ -36,6 +37,7 @@ COMMON = {
     "subjects.nationality": P,
     "subjects.description": P,
     "narrative": P,
+    "shareable_summary": P,
     "location.description": P,
     "attachments.description": P,
     "subjects.disability": S,
@@ -64,6 +66,22 @@ def test_event_marks():
     assert sensitive_fields(Ack) == {"reason": P, "outcome": P}
     for name in ("Escalation", "RoutingDecision", "ReportStatus", "DeadLetter", "AccessEvent", "Tick"):
         assert sensitive_fields(EVENT_MODELS[name]) == {}, name
+
+
+FREE_TEXT = {"narrative", "subjects.description", "location.description", "attachments.description"}
+FREE_TEXT_PER_SOURCE = {
+    Source.hospital: {"details.identity_check.anomaly"},
+    Source.school: {"details.pick_up_description"},
+}
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_free_text_fields_are_exactly_these(source):
+    """Free text may name anyone, so redaction withholds it where a subject's identity may not go:
+    a new free-text field must be listed here (and its sharing decided) or this fails."""
+    model = REPORT_MODELS[source]
+    assert free_text_fields(model) == FREE_TEXT | FREE_TEXT_PER_SOURCE.get(source, set())
+    assert free_text_fields(model, shareable=True) == {"shareable_summary"}
 
 
 def test_field_paths_hold_containers_and_leaves_without_indexes():
@@ -155,7 +173,11 @@ ORGANISATION_NAMES = {
     "details.school_name",
     "details.venue_name",
 }
-CODES = {("Escalation", "reason")}  # an EscalationReason code, not free text
+CODES = {
+    ("Escalation", "reason"),  # an EscalationReason code, not free text
+    ("Referral", "grants.reason"),  # a grant's reason, from the rules file
+    ("RoutingDecision", "grants.reason"),
+}
 
 
 @pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)

@@ -22,6 +22,7 @@ from schemas import (
     AgeBand,
     Consent,
     HospitalSubmission,
+    SchoolSubmission,
     Source,
     Subject,
     make_report,
@@ -594,3 +595,39 @@ def test_parse_submission_accepts_bytes_and_objects_and_picks_the_model_by_secto
     assert parse_submission("labour", json.dumps(data).encode()) == parse_submission(Source.labour, data)
     with pytest.raises(ValidationError, match="employer_name"):
         parse_submission("venue", data)  # the sector decides the model, not the body
+
+
+@pytest.mark.parametrize(
+    "summary, path",
+    [
+        ("A pupil was taken by 示例嫌疑人戊 at the gate.", "subjects.1.name"),
+        ("示例儿童甲 was absent", "subjects.0.name"),
+        ("id EX000000000000001 was shown", "subjects.0.id_number"),
+        ("the teacher 示例教师乙 saw it", "reporter.name"),
+        ("call 022 0000 0002 for details", "reporter.phone"),
+        ("seen at 示例镇示例村1号（虚构）", "location.address"),
+        ("SEEN AT 示例镇示例村1号（虚构）", "location.address"),
+    ],
+)
+def test_a_shareable_summary_that_names_someone_is_refused_naming_the_field_not_the_value(summary, path):
+    data = submission("school-suspected_trafficking_child")
+    data["shareable_summary"] = summary
+    with pytest.raises(ValidationError) as err:
+        SchoolSubmission.model_validate(data)
+    (error,) = err.value.errors()
+    assert path in error["msg"] and "shareable_summary must not identify anyone" in error["msg"]
+    assert summary not in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "A girl of 9 was collected by a man who is not her guardian; the school called the police.",
+        "一名9岁女孩被非监护人接走，学校已报警。",
+        "room 0002 on floor 2",  # four digits of a phone are no phone
+    ],
+)
+def test_a_shareable_summary_that_names_nobody_is_accepted(summary):
+    data = submission("school-suspected_trafficking_child")
+    data["shareable_summary"] = summary
+    assert SchoolSubmission.model_validate(data).shareable_summary == summary
