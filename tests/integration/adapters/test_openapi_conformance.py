@@ -43,7 +43,7 @@ def adapters(kafka_settings, kafka_bootstrap: str, tmp_path_factory) -> Iterator
     """The five adapters, started at once (their start-up overlaps), by base URL."""
     root: Path = tmp_path_factory.mktemp("conformance")
     topics = TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=1)
-    ensure_topics(kafka_settings, topic_specs(topics, []))
+    ensure_topics(kafka_settings, topic_specs(topics))  # no referral topics: no rules needed
     env = {
         **os.environ,
         "CLUEBUS_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -116,17 +116,17 @@ def test_only_documented_refusals_are_dropped(tmp_path):
     from schemathesis.openapi.checks import RejectedPositiveData
 
     from services.adapters.app import create_app
+    from services.adapters.runtime import AdapterRuntime
     from services.adapters.settings import AdapterSettings
-    from services.common.settings import KafkaSettings
+    from tests.unit.adapters.fakes import NoKafka
 
-    app = create_app(
+    runtime = AdapterRuntime(
         Source.school,
         AdapterSettings(tokens_file=TOKENS, outbox_dir=tmp_path),
-        kafka_settings=KafkaSettings(bootstrap="127.0.0.1:1"),
+        kafka=NoKafka(),
         topic_settings=TopicSettings(prefix="unused"),
-        enable_relay=False,
-        enable_status=False,
     )
+    app = create_app(runtime)
     paths = app.openapi()["paths"]
 
     def case(path: str, media: str, body: object = "") -> SimpleNamespace:
