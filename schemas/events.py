@@ -17,7 +17,7 @@ import hashlib
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
@@ -309,6 +309,12 @@ class DeadLetter(Event):
         max_length=2000,
         description="What was wrong, by field and reason; never echoes input values.",
     )
+    cause: Literal["input", "internal"] = Field(
+        "input",
+        description="input: the event itself is wrong (it will never be processed as it is); internal: "
+        "processing failed though the event may be right (tried again, then given up): the reconciler "
+        "does not count such a dead letter as an outcome, so the report is re-driven and alerted on.",
+    )
     at: AwareDatetime
 
     @field_validator("key_b64", "value_b64")
@@ -329,6 +335,7 @@ class DeadLetter(Event):
         error_type: str,
         error: str,
         at: datetime,
+        cause: Literal["input", "internal"] = "input",
     ) -> DeadLetter:
         """A dead letter for a consumed record; ``error`` must be a message, not input values."""
         return cls(
@@ -341,6 +348,7 @@ class DeadLetter(Event):
             value_b64=base64.b64encode(value or b"").decode(),
             error_type=error_type[:100] or "Error",
             error=error[:2000],
+            cause=cause,
             at=at,
         )
 

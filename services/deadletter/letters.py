@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -23,8 +23,10 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc)[:2000]
 
 
-def dead_letter(service: str, message: Any, exc: BaseException | str) -> DeadLetter:
-    """A DeadLetter for a consumed message (faust or kafka-python record)."""
+def dead_letter(
+    service: str, message: Any, exc: BaseException | str, *, cause: Literal["input", "internal"] = "input"
+) -> DeadLetter:
+    """A DeadLetter for a consumed message (faust or kafka-python record); ``cause`` as in DeadLetter."""
     if isinstance(exc, str):
         error_type, error = "Rejected", exc
     else:
@@ -40,5 +42,6 @@ def dead_letter(service: str, message: Any, exc: BaseException | str) -> DeadLet
         value=value if isinstance(value, bytes) else str(value).encode(),
         error_type=error_type,
         error=error,
+        cause=cause,
         at=datetime.now(UTC),
     )

@@ -6,8 +6,10 @@ for every report seen, whether it has an outcome:
 
 * a routing decision with its ``report_id`` (any record of the report: a relay retry or a
   re-drive publishes the same id again, and one decision settles them all), or
-* a dead letter naming the report record's topic, partition and offset (the router refused
-  it: not silent, it is counted and alerted on as a dead letter).
+* a dead letter naming the report record's topic, partition and offset whose cause is the
+  input (the router refused it: not silent, it is counted and alerted on as a dead letter). A
+  dead letter whose cause is internal (processing failed though the input may be right) is no
+  outcome: the report stays unrouted here, is re-driven and, if it keeps failing, pages.
 
 A report with neither, published more than ``grace`` ago, is **unrouted**. Reports and
 decisions are read in whatever order the topics deliver them, so a decision may be seen first;
@@ -78,6 +80,21 @@ class Ledger:
             self._settle(report_id)
         else:
             self._dead[(topic, partition, offset)] = seen_ms
+
+    def failed(self, record: Published) -> None:
+        """Processing of ``record`` failed inside the service (a dead letter whose cause is internal).
+
+        No outcome, whatever was seen before it: a status the tracker sent before its state
+        write failed proves nothing. The report waits again, from the failure's time, and is
+        re-driven after the grace period.
+        """
+        self._decided.pop(record.report_id, None)
+        if record.report_id in self._waiting:
+            self._settle(record.report_id)
+            self.settled -= 1
+        self._waiting[record.report_id] = record
+        self._records[(record.topic, record.partition, record.offset)] = record.report_id
+        self._coordinates.setdefault(record.report_id, []).append((record.topic, record.partition, record.offset))
 
     def _settle(self, report_id: str) -> None:
         del self._waiting[report_id]

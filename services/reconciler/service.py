@@ -145,10 +145,22 @@ class Reconciler:
                 where = (str(letter["topic"]), int(letter["partition"]), int(letter["offset"]))
             except (KeyError, TypeError, ValueError):
                 return  # not a dead letter of ours; the dead-letter alert covers it
-            if where[0] in self._source_of:
-                self.routing.dead_lettered(*where, record.timestamp)
-            elif where[0] == names.decisions:
-                self.tracking.dead_lettered(*where, record.timestamp)
+            ledger = (
+                self.routing if where[0] in self._source_of else self.tracking if where[0] == names.decisions else None
+            )
+            if ledger is None:
+                return
+            if letter.get("cause") == "internal":  # processing failed, not the input: no outcome, wait again
+                ledger.failed(
+                    Published(
+                        _letter_key(letter) or f"unkeyed@{where[0]}:{where[1]}:{where[2]}",
+                        self._source_of.get(where[0], "unknown"),
+                        *where,
+                        record.timestamp,
+                    )
+                )
+            else:
+                ledger.dead_lettered(*where, record.timestamp)
 
     def caught_up(self, budget_s: float = 5.0) -> bool:
         """Read until every partition reaches the end it had when this was called (or the budget ends)."""
@@ -288,6 +300,16 @@ def _json(value: bytes | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _letter_key(letter: dict[str, Any]) -> str | None:
+    """The report id a dead letter's original record was keyed by (ids only, never the value)."""
+    import base64
+
+    try:
+        return base64.b64decode(letter.get("key_b64") or "").decode("utf-8") or None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _field(value: bytes | None, name: str) -> str | None:

@@ -45,7 +45,7 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         seen[key] = version
 
     async def reject(event: Any, reason: str, exc: BaseException | str) -> None:
-        letter = dead_letter(SERVICE, event.message, exc)
+        letter = dead_letter(SERVICE, event.message, exc, cause="internal" if reason == "internal_error" else "input")
         await topics.deadletter.send(key=event.message.key, value=dump_event(letter))
         metrics.dead_letters.labels(reason=reason).inc()
         metrics.reports.labels(

@@ -65,7 +65,7 @@ def register(
         )
 
     async def reject_input(message: Any, reason: str, exc: BaseException | str) -> None:
-        letter = dead_letter(SERVICE, message, exc if isinstance(exc, str) else exc)
+        letter = dead_letter(SERVICE, message, exc, cause="internal" if reason == "internal_error" else "input")
         if reason.startswith("invalid_ack") or message.topic == names.acks:
             metrics.acks_rejected.labels(reason=reason).inc()
         await asyncio.gather(await send_dead_letter(letter, reason))

@@ -27,6 +27,7 @@ ALERTS = {
     "CluebusTargetDown",
     "CluebusConsumerGuardBusy",
     "CluebusReportsUnrouted",
+    "CluebusInternalErrors",
     "CluebusReportsUntracked",
     "CluebusReconcilerStale",
 }

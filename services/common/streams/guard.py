@@ -66,7 +66,19 @@ GUARD_INTERVENTIONS = Counter(
     ["kind", "topic"],
 )
 
+HANDLER_RETRIES = Counter(
+    "cluebus_agent_handler_retries_total",
+    "Times an agent's handler raised on an event and was tried again, by agent.",
+    ["agent"],
+)
+
 TP = Any  # faust's TP (topic, partition) named tuple
+
+# An unexpected exception is most often a passing fault (a broker hiccup, the producer not yet
+# knowing a table's changelog topic): the handler is tried again after these pauses, about
+# 7.5 s in all, before the event is given up as an internal error (a dead letter whose cause is
+# "internal", which the reconciler does not count as an outcome).
+RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -196,6 +208,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         self.guard.next_expected.clear()
         await super().perform_seek()
         await self.seek_to_heads()
+        await refresh_changelog_metadata(self.app)
         self._start_watchdog()
 
     async def seek_to_heads(self) -> None:
@@ -317,6 +330,27 @@ async def handled_events(stream: Any) -> AsyncIterator[Any]:
 Handler = Callable[[Any], Awaitable[None]]
 
 
+async def refresh_changelog_metadata(app: Any) -> None:
+    """Make the producer know the partitions of every table's changelog topic.
+
+    faust partitions a table write eagerly (``eager_partitioning``) from the producer's
+    metadata, synchronously: while the producer has not fetched that topic (created moments
+    ago, before faust started), ``table[key] = value`` raises ``TypeError: 'NoneType' object is
+    not iterable`` from aiokafka's partitioner. Seen in a console test: the tracker
+    dead-lettered a decision for it. Called after every ``perform_seek`` (so before the flow
+    resumes) and before a handler is tried again.
+    """
+    producer = getattr(getattr(app, "producer", None), "_producer", None)  # the aiokafka producer
+    if producer is None:
+        return
+    for table in app.tables.values():
+        topic = table.changelog_topic.get_topic_name()
+        try:
+            await asyncio.wait_for(producer.client._wait_on_metadata(topic), timeout=10)
+        except Exception as exc:  # noqa: BLE001 - a missing topic shows in the next write's retry
+            log.warning("changelog topic metadata not available yet", topic=topic, error=type(exc).__name__)
+
+
 def guarded_agent(
     app: Any, topic: Any, *, name: str, on_error: Callable[[Any, Exception], Awaitable[None]]
 ) -> Callable[[Handler], Any]:
@@ -324,21 +358,47 @@ def guarded_agent(
 
     ``@guarded_agent(app, topic, name=..., on_error=...)`` on ``async def handle(event)``: the
     topic's names are guarded from the moment the agent is defined (before any partition is
-    assigned), every event the handler is given is marked as received, and an exception from
-    the handler goes to ``on_error(event, exc)`` (a dead letter) so one bad event never blocks
-    the rest. This is the only way cluebus defines an agent, so none can go unguarded.
+    assigned), and every event the handler is given is marked as received. Handlers refuse bad
+    input themselves (a dead letter whose cause is the input); an exception that escapes a
+    handler is unexpected, so the handler is tried again after each of ``RETRY_PAUSES_S``
+    (handlers are idempotent: their outputs carry deterministic ids and their state is written
+    last), and only then goes to ``on_error(event, exc)`` so one bad event never blocks the
+    rest. This is the only way cluebus defines an agent, so none can go unguarded.
     """
     app.guarded_topics.update(getattr(topic, "topics", ()))
 
     def define(handle: Handler) -> Any:
         async def agent(stream: Any) -> None:
             async for event in handled_events(stream):
-                try:
-                    await handle(event)
-                except Exception as exc:  # one bad event never blocks the rest
-                    await on_error(event, exc)
+                await _handle_with_retries(app, name, handle, event, on_error)
 
         agent.__name__ = agent.__qualname__ = handle.__name__
         return app.agent(topic, name=name, concurrency=1)(agent)
 
     return define
+
+
+async def _handle_with_retries(
+    app: Any, name: str, handle: Handler, event: Any, on_error: Callable[[Any, Exception], Awaitable[None]]
+) -> None:
+    for attempt, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
+        try:
+            await handle(event)
+            return
+        except Exception as exc:  # one bad event never blocks the rest
+            if pause is None:
+                await on_error(event, exc)
+                return
+            HANDLER_RETRIES.labels(agent=name).inc()
+            message = event.message
+            log.warning(
+                "handler failed; trying again",
+                agent=name,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                attempt=attempt,
+                error_type=type(exc).__name__,
+            )
+            await refresh_changelog_metadata(app)
+            await asyncio.sleep(pause)

@@ -99,10 +99,33 @@ def open_generation_window(router: Any) -> None:
     consumer.scheduler = ChangingGeneration()
 
 
+def forget_changelog_metadata(service: Any) -> None:
+    """The producer does not know a table's changelog topic when the first write comes.
+
+    A table write partitions eagerly from the producer's metadata (``key_partition``): the
+    first one drops the changelog topic from the aiokafka producer's cluster metadata first,
+    as when the topic was created moments before faust started and no metadata request has
+    included it yet (seen once: the tracker dead-lettered a decision, TypeError).
+    """
+    producer = service.app.producer
+    original = producer.key_partition
+    changelogs = {t.changelog_topic.get_topic_name() for t in service.app.tables.values()}
+    state = {"done": False}
+
+    def key_partition(topic: str, key: bytes) -> Any:
+        if not state["done"] and topic in changelogs:
+            state["done"] = True
+            producer._producer.client.cluster._partitions.pop(topic, None)
+            log.warning("fault injected", window="changelog-metadata", dropped={topic: []})
+        return original(topic, key)
+
+    producer.key_partition = key_partition
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("service", choices=["router", "tracker"])
-    parser.add_argument("window", choices=["flow", "generation"])
+    parser.add_argument("window", choices=["flow", "generation", "changelog-metadata"])
     parser.add_argument("--auto-offset-reset", default=None, choices=["earliest", "latest"])
     parser.add_argument("--resume-after", type=float, default=1.0)
     args = parser.parse_args()
@@ -119,8 +142,10 @@ def main() -> None:
         router.app.conf.consumer_auto_offset_reset = args.auto_offset_reset
     if args.window == "flow":
         open_flow_window(router, args.resume_after)
-    else:
+    elif args.window == "generation":
         open_generation_window(router)
+    else:
+        forget_changelog_metadata(router)
     run_worker(router.app, service=args.service, log_level=service.log_level, log_format=service.log_format)
 
 

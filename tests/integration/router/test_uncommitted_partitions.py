@@ -123,3 +123,41 @@ def test_decisions_dropped_before_the_tracker_first_commits_are_tracked_with_not
     dropped = sum(map(len, injected["dropped"].values()))
     print(f"\ntracker window={window} dropped={dropped} decisions={len(wanted)} tracked={len(tracked & wanted)}")
     assert wanted - tracked == set(), f"{len(wanted - tracked)} decisions never taken in by the tracker"
+
+
+def test_a_table_write_before_the_producer_knows_the_changelog_topic_is_tried_again_not_dead_lettered(
+    kafka_bootstrap, bus, services, service_env, rules_file
+):
+    """The tracker's first table write finds the changelog topic unknown to its producer.
+
+    Before the fix the decision was dead-lettered (TypeError from aiokafka's partitioner) and
+    never tracked; the reconciler counted the dead letter as an outcome. Now the handler is
+    tried again once the producer has the topic's metadata, and a dead letter of an internal
+    failure is no outcome.
+    """
+    from datetime import UTC, datetime
+
+    from schemas import DeadLetter
+    from services.router.routing import route_report
+    from services.rules import load_rules
+
+    rules = load_rules(rules_file)
+    decisions = [route_report(rules, r, datetime.now(UTC)).decision for r in many_reports(8)]
+    produce(kafka_bootstrap, [(bus.decisions, d.report_id.encode(), d.model_dump_json().encode()) for d in decisions])
+    tracker = services("tracker", ["tracker", "changelog-metadata"], service_env, program=HARNESS)
+    tracker.wait_for("fault injected", timeout=90)
+    wanted = {d.report_id for d in decisions}
+    messages = collect(
+        kafka_bootstrap, [bus.status], done=lambda ms: {m.key.decode() for m in ms} >= wanted, timeout=60
+    )
+    tracked = {m.key.decode() for m in messages}
+    letters = [
+        DeadLetter.model_validate_json(m.value) for m in collect(kafka_bootstrap, [bus.deadletter], lambda ms: False, 3)
+    ]
+    retried = [x for x in tracker.lines() if x.get("event") == "handler failed; trying again"]
+    print(
+        f"\nchangelog metadata: decisions={len(wanted)} tracked={len(tracked & wanted)} retries={len(retried)} "
+        f"dead_letters={len(letters)}"
+    )
+    assert wanted - tracked == set() and letters == []
+    assert retried and retried[0]["error_type"] == "TypeError"  # the window was really open

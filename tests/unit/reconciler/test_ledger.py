@@ -89,3 +89,14 @@ def test_outcomes_whose_report_never_came_are_forgotten_after_the_horizon(ledger
     ledger.published(rec("old", T0 + 3601))
     ledger.published(rec("x", T0 + 3601, offset=3))
     assert ids(ledger.unrouted(T0 + 3601 + 61)) == ["old", "x"]
+
+
+def test_an_internal_failure_reopens_a_report_even_after_an_outcome(ledger):
+    ledger.published(rec("a", T0, offset=4))
+    ledger.decided("a", int(T0 * 1000))  # e.g. a status sent before the tracker's state write failed
+    assert ledger.unrouted(T0 + 3000) == []
+    ledger.failed(rec("a", T0 + 10, offset=4))
+    assert ids(ledger.unrouted(T0 + 69)) == [] and ids(ledger.unrouted(T0 + 71)) == ["a"]
+    assert ids(ledger.due_for_redrive(ledger.unrouted(T0 + 71), T0 + 71)) == ["a"]
+    ledger.decided("a", int((T0 + 80) * 1000))  # the re-driven record went through
+    assert ledger.unrouted(T0 + 3000) == []
