@@ -71,3 +71,30 @@ def test_a_long_clock_across_a_holiday_week_counts_every_day():
     start = datetime(2026, 9, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Tuesday
     assert cal.add(start, timedelta(days=90)) == walk_day_by_day(cal, start, timedelta(days=90))
     assert cal.add(start, timedelta(days=90)) > Calendar().add(start, timedelta(days=90))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    cal=calendars(),
+    day=days_near,
+    at=st.sampled_from(["open", "close", "midnight", "before_open", "after_close"]),
+    whole=st.integers(0, 130),
+    extra=st.sampled_from([timedelta(0), timedelta(seconds=1), timedelta(seconds=-1), timedelta(hours=1)]),
+)
+def test_clocks_that_start_or_end_at_an_opening_or_a_closing_land_where_walking_lands(cal, day, at, whole, extra):
+    """The corners of counting from the opening: exact multiples of a working day (the clock runs
+    out at a closing time), zero, and starts on the edges of the working hours."""
+    zone = ZoneInfo(cal.timezone)
+    wall = {
+        "open": cal.start,
+        "close": cal.end,
+        "midnight": time(0),
+        "before_open": (datetime.combine(day, cal.start) - timedelta(seconds=1)).time(),
+        "after_close": (datetime.combine(day, cal.end) + timedelta(seconds=1)).time(),
+    }[at]
+    start = datetime.combine(day, wall, zone).astimezone(UTC)
+    workday = datetime.combine(date.min, cal.end) - datetime.combine(date.min, cal.start)
+    duration = max(timedelta(0), workday * whole + extra)  # hours and minutes: working time, as given
+    assert cal.add(start, duration) == walk_day_by_day(cal, start, duration)
+    days = timedelta(days=whole)  # whole days: one office day each
+    assert cal.add(start, days) == walk_day_by_day(cal, start, days)
