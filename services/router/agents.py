@@ -5,12 +5,16 @@ is marked as routed in the table only after the broker acknowledged all of
 its outputs; marking it earlier could let a crash lose referrals whose mark
 survived. A report seen again before its mark is routed again with the same
 referral ids, and consumers de-duplicate by referral id. A bad event goes to
-the dead-letter topic and the stream goes on.
+the dead-letter topic (and the agent waits for the broker to have it) and the
+stream goes on.
+
+The outputs of a report are handed to the producer one after another without
+waiting in between, and a callback on their delivery futures marks the report
+once the last is acknowledged: no task per report.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +26,7 @@ from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent
 from services.deadletter.letters import dead_letter
 from services.router.metrics import RouterMetrics
-from services.router.routing import route_report
+from services.router.routing import encode_report
 from services.router.topics import RouterTopics
 from services.rules.reload import RulesHolder
 
@@ -31,26 +35,32 @@ SERVICE = "router"
 
 
 def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, metrics: RouterMetrics) -> Any:
-    marking: set[asyncio.Task[None]] = set()
     in_flight: set[bytes] = set()  # routed here, outputs not yet acknowledged
 
-    async def mark_when_delivered(key: bytes, version: bytes, deliveries: list[Any]) -> None:
-        try:
-            await asyncio.gather(*deliveries)
-        except Exception:  # not acknowledged: leave unmarked, so a repeat is routed again
-            log.warning("outputs not acknowledged; report left unmarked", report_id=key.decode())
-            return
-        finally:
+    def mark_when_delivered(key: bytes, version: bytes, deliveries: list[Any]) -> None:
+        """Mark ``key`` as routed once every delivery is acknowledged; leave it unmarked if one fails."""
+        state = {"left": len(deliveries), "failed": False}
+
+        def delivered(future: Any) -> None:
+            state["left"] -= 1
+            if future.cancelled() or future.exception() is not None:
+                state["failed"] = True
+            if state["left"]:
+                return
             in_flight.discard(key)
-        seen[key] = version
+            if state["failed"]:  # not acknowledged: a repeat of the report is routed again
+                log.warning("outputs not acknowledged; report left unmarked", report_id=key.decode())
+            else:
+                seen[key] = version
+
+        for future in deliveries:
+            future.add_done_callback(delivered)
 
     async def reject(event: Any, reason: str, exc: BaseException | str) -> None:
         letter = dead_letter(SERVICE, event.message, exc, cause="internal" if reason == "internal_error" else "input")
-        await topics.deadletter.send(key=event.message.key, value=dump_event(letter))
+        await (await topics.send(topics.deadletter, event.message.key, dump_event(letter)))
         metrics.dead_letters.labels(reason=reason).inc()
-        metrics.reports.labels(
-            source=topics.report_topic_source.get(event.message.topic, "unknown"), outcome="dead_lettered"
-        ).inc()
+        metrics.report(topics.report_topic_source.get(event.message.topic, "unknown"), "dead_lettered").inc()
         log.warning(
             "report dead-lettered",
             cause=reason,
@@ -73,11 +83,12 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
         if message.key != key:
             await reject(event, "key_mismatch", "message key is not the report's report_id")
             return
-        if topics.report_topic_source.get(message.topic) != report.source.value:
-            await reject(event, "wrong_topic", f"a {report.source.value} report on topic {message.topic}")
+        source = report.source.value
+        if topics.report_topic_source.get(message.topic) != source:
+            await reject(event, "wrong_topic", f"a {source} report on topic {message.topic}")
             return
         if key in in_flight or seen.get(key) is not None:
-            metrics.reports.labels(source=report.source.value, outcome="duplicate").inc()
+            metrics.report(source, "duplicate").inc()
             log.info(
                 "duplicate report skipped",
                 report_id=report.report_id,
@@ -88,23 +99,21 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
 
         rules = holder.current
         routed_at = datetime.now(UTC)
-        out = route_report(rules, report, routed_at)
+        out = encode_report(rules, report, routed_at)
+        send = topics.send
         deliveries = []
-        for referral in out.referrals:
-            topic = topics.referral(rules, referral.department)
-            deliveries.append(await topic.send(key=key, value=dump_event(referral)))
-            metrics.referrals.labels(
-                department=referral.department, role=referral.role.value, priority=referral.priority.value
-            ).inc()
-        deliveries.append(await topics.decisions.send(key=key, value=dump_event(out.decision)))
+        for planned, value in zip(out.plan.referrals, out.referrals, strict=True):
+            topic = topics.referral(rules, planned.department)
+            deliveries.append(await send(topic, key, value))
+            metrics.referral(planned.department, planned.role.value, planned.priority.value).inc()
+        deliveries.append(await send(topics.decisions, key, out.decision))
         in_flight.add(key)
-        task = asyncio.ensure_future(mark_when_delivered(key, rules.version.encode(), deliveries))
-        marking.add(task)
-        task.add_done_callback(marking.discard)
+        mark_when_delivered(key, rules.version.encode(), deliveries)
 
-        metrics.reports.labels(source=report.source.value, outcome="routed").inc()
+        metrics.report(source, "routed").inc()
         metrics.routing_seconds.observe(time.perf_counter() - started)
         metrics.end_to_end_seconds.observe(max(0.0, (routed_at - report.received_at).total_seconds()))
+        result = out.plan.result
         log.info(
             "report routed",
             report_id=report.report_id,
@@ -113,8 +122,8 @@ def register(app: Any, topics: RouterTopics, seen: Any, holder: RulesHolder, met
             partition=message.partition,
             offset=message.offset,
             recipients=len(out.referrals),
-            priority=out.decision.priority.value,
-            fallback=out.decision.fallback,
+            priority=result.priority.value,
+            fallback=result.fallback,
         )
 
     async def on_error(event: Any, exc: Exception) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from services.common.metrics import FAST_BUCKETS
@@ -15,6 +17,8 @@ class RouterMetrics:
             ["source", "outcome"],
             registry=registry,
         )
+        self._reports: dict[tuple[str, str], Any] = {}
+        self._referrals: dict[tuple[str, str, str], Any] = {}
         self.referrals = Counter(
             "cluebus_router_referrals_total",
             "Referrals produced, by department, role and priority.",
@@ -39,3 +43,20 @@ class RouterMetrics:
             buckets=FAST_BUCKETS + (30.0, 60.0, 300.0, 3600.0),
             registry=registry,
         )
+
+    # ``labels()`` takes a lock and builds its key on every call; a referral counts once per
+    # recipient of every report, so the labelled children are kept (the label sets are bounded).
+    def report(self, source: str, outcome: str) -> Any:
+        """The ``cluebus_router_reports_total`` child of one source and outcome."""
+        child = self._reports.get((source, outcome))
+        if child is None:
+            child = self._reports[(source, outcome)] = self.reports.labels(source=source, outcome=outcome)
+        return child
+
+    def referral(self, department: str, role: str, priority: str) -> Any:
+        """The ``cluebus_router_referrals_total`` child of one department, role and priority."""
+        key = (department, role, priority)
+        child = self._referrals.get(key)
+        if child is None:
+            child = self._referrals[key] = self.referrals.labels(department=department, role=role, priority=priority)
+        return child

@@ -1,5 +1,14 @@
 """From one report to its referrals and its routing decision (pure, no I/O).
 
+``encode_report`` gives the bytes the router sends: one JSON ``Referral`` per recipient and
+the ``RoutingDecision``, written straight from the rules' plan with orjson, in the models'
+field order, so they are byte for byte what ``dump_event`` gives for the same models
+(``tests/unit/router/test_encoding.py`` holds them equal to the models built and dumped one by
+one, as the router did before). Building and validating the models only to dump them cost
+more than the routing itself (~320 us of ~1,000 us per report, 7.5 referrals on average with
+the shipped rules); their invariants are the plan's, and the rules were validated at load.
+``route_report`` gives the same outputs as validated models, for tools and tests.
+
 The reporter's status sequence belongs to the tracker alone (its first status, seq 0, is
 written when it takes the decision in): one writer, so the sequence is gap-free and ordered,
 and a status is the proof that the tracker keeps the report's clocks (the reconciler checks it).
@@ -9,23 +18,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from schemas import (
-    DueTimes,
-    RecipientDecision,
-    Referral,
-    RoutingDecision,
-    SharedGrant,
-    referral_id_for,
-)
+import orjson
+
+from schemas import SCHEMA_VERSION, Referral, RoutingDecision, referral_id_for
 from services.rules import CompiledRules
+from services.rules.loader import RoutingPlan
+
+# Times as pydantic writes them: UTC as "Z", microseconds only when there are some.
+_OPTIONS = orjson.OPT_UTC_Z
 
 
-def _position(grant: SharedGrant, positions: dict[int, int], grants: list[SharedGrant]) -> int:
+@dataclass(frozen=True)
+class EncodedReport:
+    """What the router sends for one report: ``referrals[i]`` is the referral of ``plan.referrals[i]``."""
+
+    plan: RoutingPlan
+    referrals: tuple[bytes, ...]
+    decision: bytes
+
+
+def _position(grant: Any, as_json: dict[str, Any], positions: dict[int, int], grants: list[dict[str, Any]]) -> int:
+    """Where ``grant`` is in the decision's ``grants``, appending its JSON value the first time."""
     at = positions.get(id(grant))
     if at is None:
         at = positions[id(grant)] = len(grants)
-        grants.append(grant)
+        grants.append(as_json)
     return at
 
 
@@ -35,74 +54,100 @@ class RoutedReport:
     decision: RoutingDecision
 
 
-def route_report(rules: CompiledRules, report, routed_at: datetime) -> RoutedReport:  # type: ignore[no-untyped-def]
-    """Everything the router emits for one report: its referrals and its decision.
+def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> EncodedReport:
+    """Everything the router emits for one report, as the JSON bytes of its events.
 
     Clocks start when the state took the report in (``received_at`` at the
     adapter), so a report that waited in an adapter's outbox is not given
     extra time, and processing the same report twice yields the same due times.
     """
     plan = rules.plan(report, report.received_at)
+    result = plan.result
+    report_id = report.report_id
+    version = rules.version
+    source, category = report.source.value, report.category.value
+    dumps = orjson.dumps
     referrals = []
     recipients = []
     # Each grant recorded once in the decision. The copies' records are interned by the rules
     # (services/rules/grants.py), so identity finds the repeats without hashing models.
     positions: dict[int, int] = {}
-    grants: list[SharedGrant] = []
+    grants: list[dict[str, Any]] = []
     for p in plan.referrals:
-        referral_id = referral_id_for(report.report_id, p.department)
-        due = DueTimes(**p.due)
+        copy = p.disclosure
+        referral_id = referral_id_for(report_id, p.department)
+        due_times = p.due  # received, decided, completed: the order of DueTimes
+        role, priority = p.role.value, p.priority.value
         referrals.append(
-            Referral(
-                referral_id=referral_id,
-                report_id=report.report_id,
-                department=p.department,
-                role=p.role,
-                priority=p.priority,
-                source=report.source,
-                category=report.category,
-                routed_at=routed_at,
-                rule_path=p.rule_path,
-                rules_version=rules.version,
-                due=due,
-                case_owner_required=p.case_owner_required,
-                anonymised=p.anonymised,
-                fields=p.fields,
-                grants=p.disclosure.grants,
-                withheld=p.disclosure.withheld,
-                report=p.copy,
+            dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "referral_id": referral_id,
+                    "report_id": report_id,
+                    "department": p.department,
+                    "role": role,
+                    "priority": priority,
+                    "source": source,
+                    "category": category,
+                    "routed_at": routed_at,
+                    "rule_path": p.rule_path,
+                    "rules_version": version,
+                    "due": due_times,
+                    "case_owner_required": p.case_owner_required,
+                    "anonymised": p.anonymised,
+                    "fields": p.fields,
+                    "grants": copy.grants_json,
+                    "withheld": copy.withheld_json,
+                    "report": p.copy,
+                },
+                option=_OPTIONS,
             )
         )
         recipients.append(
-            RecipientDecision(
-                department=p.department,
-                role=p.role,
-                referral_id=referral_id,
-                priority=p.priority,
-                rule_path=p.rule_path,
-                due=due,
-                case_owner_required=p.case_owner_required,
-                anonymised=p.anonymised,
-                fields=p.fields,
-                grants_applied=tuple(_position(g, positions, grants) for g in p.disclosure.grants),
-                withheld=p.disclosure.withheld,
-            )
+            {
+                "department": p.department,
+                "role": role,
+                "referral_id": referral_id,
+                "priority": priority,
+                "rule_path": p.rule_path,
+                "due": due_times,
+                "case_owner_required": p.case_owner_required,
+                "anonymised": p.anonymised,
+                "fields": p.fields,
+                "grants_applied": [
+                    _position(g, j, positions, grants) for g, j in zip(copy.grants, copy.grants_json, strict=True)
+                ],
+                "withheld": copy.withheld_json,
+            }
         )
-    decision = RoutingDecision(
-        decision_id=report.report_id,
-        report_id=report.report_id,
-        source=report.source,
-        source_system=report.source_system,
-        category=report.category,
-        urgency=report.urgency,
-        priority=plan.result.priority,
-        rules_version=rules.version,
-        decided_at=routed_at,
-        fallback=plan.result.fallback,
-        matched_routes=plan.result.matched_paths,
-        matched_by=plan.result.matched_by,
-        priority_route=plan.result.priority_route,
-        recipients=tuple(recipients),
-        grants=tuple(grants),
+    decision = dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "decision_id": report_id,
+            "report_id": report_id,
+            "source": source,
+            "source_system": report.source_system,
+            "category": category,
+            "urgency": report.urgency.value,
+            "priority": result.priority.value,
+            "rules_version": version,
+            "decided_at": routed_at,
+            "fallback": result.fallback,
+            "matched_routes": result.matched_paths,
+            "matched_by": result.matched_by,
+            "priority_route": result.priority_route,
+            "recipients": recipients,
+            "grants": grants,
+        },
+        option=_OPTIONS,
     )
-    return RoutedReport(referrals=tuple(referrals), decision=decision)
+    return EncodedReport(plan=plan, referrals=tuple(referrals), decision=decision)
+
+
+def route_report(rules: CompiledRules, report: Any, routed_at: datetime) -> RoutedReport:
+    """The outputs of :func:`encode_report` as validated models (for tools and tests)."""
+    out = encode_report(rules, report, routed_at)
+    return RoutedReport(
+        referrals=tuple(Referral.model_validate_json(b) for b in out.referrals),
+        decision=RoutingDecision.model_validate_json(out.decision),
+    )

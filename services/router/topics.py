@@ -1,7 +1,8 @@
-"""The faust topic objects of the router."""
+"""The router's topics, and how it sends to them."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from schemas.enums import Source
@@ -10,7 +11,13 @@ from services.rules import CompiledRules
 
 
 class RouterTopics:
-    """Source, destination and internal topics; referral topics are made on first use."""
+    """Source, destination and internal topics; referral topic names are resolved on first use.
+
+    ``send`` hands a record to faust's producer directly. faust's ``Topic.send`` wraps every
+    record in a ``FutureMessage`` and a ``PendingMessage``, runs its sensors and adds a callback
+    of its own before it reaches the same producer call: 40% of the cost of a send in the
+    router's profile, for nothing the router uses. Keys and values are bytes already.
+    """
 
     def __init__(self, app: Any, names: TopicNames) -> None:
         self._app = app
@@ -19,16 +26,15 @@ class RouterTopics:
         def topic(*names: str) -> Any:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
-        self._topic = topic
         self.reports = topic(*names.reports())
-        self.decisions = topic(names.decisions)
-        self.deadletter = topic(names.deadletter)
-        self._referrals: dict[str, Any] = {}
+        self.decisions = names.decisions
+        self.deadletter = names.deadletter
         self.report_topic_source = {names.report(s): s.value for s in Source}
 
-    def referral(self, rules: CompiledRules, department: str) -> Any:
-        """The topic of a department's referrals, as the rules in force name it (override included)."""
-        name = rules.referral_topic(department, self._names)
-        if name not in self._referrals:
-            self._referrals[name] = self._topic(name)
-        return self._referrals[name]
+    def referral(self, rules: CompiledRules, department: str) -> str:
+        """The name of a department's referral topic, as the rules in force name it (override included)."""
+        return rules.referral_topic(department, self._names)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when the broker acknowledged it (``acks=all``)."""
+        return await self._app.producer.send(topic, key, value, None, None, None)

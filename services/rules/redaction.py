@@ -273,10 +273,16 @@ class Copy:
     grants: tuple[SharedGrant, ...]
     withheld: Withheld
     _run: Projector = field(init=False, repr=False, compare=False)
+    # The records as JSON values, made once per shape: the router writes them into every
+    # referral and decision without dumping the models again (services/router/routing.py).
+    grants_json: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
+    withheld_json: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         run = compile_projection(self.keep)
         object.__setattr__(self, "_run", run if run is not None else dict)
+        object.__setattr__(self, "grants_json", tuple(g.model_dump(mode="json") for g in self.grants))
+        object.__setattr__(self, "withheld_json", self.withheld.model_dump(mode="json"))
 
     def apply(self, report_json: Mapping[str, Any]) -> dict[str, Any]:
         """The copy: ``project(report_json, self.keep)``, compiled."""

@@ -46,8 +46,8 @@ def test_router_inbox_console_acls_and_topics_agree_on_the_override(tmp_path, mo
     topics = TopicSettings(prefix="p")
 
     router = RouterTopics(TopicNamesApp(), topics.names)
-    assert router.referral(rules, "police") == (OVERRIDE,)
-    assert router.referral(rules, "education") == ("p.referrals.education",)  # no override: the default
+    assert router.referral(rules, "police") == OVERRIDE
+    assert router.referral(rules, "education") == "p.referrals.education"  # no override: the default
 
     inbox = DepartmentInbox(
         KafkaSettings(bootstrap="127.0.0.1:1"), topics, rules, "police", store=tmp_path / "i.sqlite3", user="a.b"

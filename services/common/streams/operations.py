@@ -72,7 +72,14 @@ def add_operations(
 
     @app.task
     async def on_start() -> None:
+        import gc
         import signal
+
+        # What start-up built (faust, pydantic schemas, the rules) lives as long as the process:
+        # out of the collector's way, a full collection no longer walks it (in the router one
+        # took ~75 ms, about one per 3,000 reports routed: ~25 us per report).
+        gc.collect()
+        gc.freeze()
 
         from prometheus_client import REGISTRY
 
