@@ -1,4 +1,8 @@
-"""End-to-end latency: adapter 202 -> referral readable by a police consumer (target: p99 < 50 ms at light load).
+"""End-to-end latency: adapter 202 -> referral readable by a police consumer.
+
+Targets (issue 17): p99 < 25 ms at light load (10% of the router's maximum) and < 250 ms at
+70% of it; the maximum is the router's with the tracker running, as measured by
+``router_throughput.py`` (the same services run here).
 
     .venv/bin/python bench/e2e_latency.py [--reports 300] [--router-rps R] [--no-tracker]
 
@@ -34,6 +38,7 @@ REPO = kb.REPO
 RESULTS = REPO / "bench" / "results" / "e2e_latency.json"
 EXAMPLE = REPO / "deploy" / "adapters" / "examples" / "hospital.json"
 TOKENS = REPO / "deploy" / "adapters" / "demo-tokens.toml"
+TARGET_P99_MS = {"light": 25, "heavy_70pct": 250}
 TOKEN = "demo-hospital-token"  # noqa: S105 - the demo token shipped in deploy/adapters/demo-tokens.toml
 
 
@@ -213,8 +218,8 @@ def main() -> None:
         reader.join(10)
     shutil.rmtree(work, ignore_errors=True)
 
-    light = results["light"]
-    met = light["missing"] == 0 and light["p99_ms"] < 50
+    met_by_load = {name: r["missing"] == 0 and r["p99_ms"] < TARGET_P99_MS[name] for name, r in results.items()}
+    met = all(met_by_load.values())
     report = {
         "benchmark": "e2e_latency",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -236,7 +241,8 @@ def main() -> None:
             "measured": "police referral received (kafka-python consumer, same process) - 202 received",
         },
         "loads": results,
-        "target_p99_ms_light": 50,
+        "target_p99_ms": TARGET_P99_MS,
+        "met_by_load": met_by_load,
         "met": met,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +253,9 @@ def main() -> None:
             f"{name:14}{r['rate_achieved']:>9}{r['received']:>5}/{r['accepted']:<4}{r['p50_ms']:>9}"
             f"{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}"
         )
-    print(f"p99 < 50 ms at light load: {'met' if met else 'NOT met'}   written to {args.out}")
+    for name, ok in met_by_load.items():
+        print(f"{name}: p99 < {TARGET_P99_MS[name]} ms {'met' if ok else 'NOT met'}")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
