@@ -78,7 +78,7 @@ def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0
     now = datetime.now(UTC)
     for r in reports:
         for referral in route_report(rules, r, now).referrals:
-            expected[rt.referral_topic(names, rules, referral.department)] += 1
+            expected[rules.referral_topic(referral.department, names)] += 1
     total = sum(expected.values())
     values = [(names.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
     env = rt.service_env(bootstrap, prefix, work / prefix / "state")
