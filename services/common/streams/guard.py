@@ -39,6 +39,9 @@ and whatever ``auto_offset_reset`` says) -- and
 Events after a replayed one are processed again; the services are idempotent, so the guarantee
 is at-least-once with nothing lost. Every intervention is counted in
 ``cluebus_consumer_guard_interventions_total{kind,topic}``.
+
+About 400 lines for one job: the heads, the seeks after faust's, the hole detection and the
+commits all read and write the same per-partition state, one invariant kept in one place.
 """
 
 from __future__ import annotations
