@@ -62,12 +62,14 @@ def check_routes_to_police() -> None:
 class PoliceReader(threading.Thread):
     """Records when each report's police referral is received (perf_counter, before parsing)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, report_topic: str) -> None:
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
+        self.report_topic = report_topic
         self.consumer = KafkaConsumer(
             topic,
+            report_topic,
             bootstrap_servers=bootstrap,
             group_id=None,
             auto_offset_reset="earliest",
@@ -75,17 +77,28 @@ class PoliceReader(threading.Thread):
             fetch_max_wait_ms=100,
         )
         self.arrivals: dict[str, float] = {}
+        # Wall-clock arrival and the referral's routed_at, for the split of the latency into
+        # "202 -> routed" and "routed -> read" (one machine, one clock).
+        self.wall: dict[str, tuple[float, float]] = {}
+        self.published: dict[str, float] = {}  # the report record's timestamp (the relay's send)
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             for records in self.consumer.poll(timeout_ms=100).values():
-                received = time.perf_counter()
+                received, wall = time.perf_counter(), time.time()
                 for record in records:
-                    report_id = json.loads(record.value)["report_id"]
+                    if record.topic == self.report_topic:
+                        with self.lock:
+                            self.published[json.loads(record.value)["report_id"]] = record.timestamp / 1000
+                        continue
+                    referral = json.loads(record.value)
+                    report_id = referral["report_id"]
+                    routed = datetime.fromisoformat(referral["routed_at"]).timestamp()
                     with self.lock:
                         self.arrivals.setdefault(report_id, received)
+                        self.wall.setdefault(report_id, (wall, routed))
         self.consumer.close()
 
     def count(self, ids: list[str]) -> int:
@@ -95,10 +108,11 @@ class PoliceReader(threading.Thread):
 
 def post_at_rate(
     port: int, n: int, rate: float, run: str, senders: int = 8
-) -> tuple[dict[str, float], list[int], float]:
+) -> tuple[dict[str, float], dict[str, float], list[int], float]:
     """Open-loop: report i is posted at t0 + i/rate by one of a few keep-alive connections."""
     template = json.loads(EXAMPLE.read_text())
     accepted: dict[str, float] = {}
+    accepted_wall: dict[str, float] = {}
     errors: list[int] = []
     lock = threading.Lock()
     t0 = time.perf_counter() + 0.05
@@ -114,10 +128,12 @@ def post_at_rate(
             conn.request("POST", "/v1/reports", body, headers)
             response = conn.getresponse()
             payload = response.read()
-            at = time.perf_counter()
+            at, wall = time.perf_counter(), time.time()
             with lock:
                 if response.status == 202:
-                    accepted[json.loads(payload)["report_id"]] = at
+                    report_id = json.loads(payload)["report_id"]
+                    accepted[report_id] = at
+                    accepted_wall[report_id] = wall
                 else:
                     errors.append(response.status)
         conn.close()
@@ -127,18 +143,22 @@ def post_at_rate(
         t.start()
     for t in threads:
         t.join()
-    return accepted, errors, time.perf_counter() - t0
+    return accepted, accepted_wall, errors, time.perf_counter() - t0
 
 
 def measure(port: int, reader: PoliceReader, n: int, rate: float, wait_s: float = 30.0) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
-    accepted, errors, sending_s = post_at_rate(port, n, rate, run)
+    accepted, accepted_wall, errors, sending_s = post_at_rate(port, n, rate, run)
     ids = list(accepted)
     deadline = time.monotonic() + wait_s
     while reader.count(ids) < len(ids) and time.monotonic() < deadline:
         time.sleep(0.05)
     with reader.lock:
         latencies = sorted((reader.arrivals[i] - accepted[i]) * 1000 for i in ids if i in reader.arrivals)
+        walls = [(accepted_wall[i], reader.published[i], *reader.wall[i]) for i in ids if i in reader.wall]
+    to_published = sorted((published - ok) * 1000 for ok, published, _, _ in walls)
+    to_routed = sorted((routed - published) * 1000 for _, published, _, routed in walls)
+    to_read = sorted((read - routed) * 1000 for _, _, read, routed in walls)
     return {
         "rate_target": round(rate, 1),
         "rate_achieved": round(n / sending_s, 1),
@@ -152,6 +172,20 @@ def measure(port: int, reader: PoliceReader, n: int, rate: float, wait_s: float 
         "p99_ms": round(kb.pct(latencies, 0.99), 1),
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "min_ms": round(latencies[0], 1) if latencies else None,
+        # Where the time goes (wall clock, one machine): 202 -> the report record's timestamp
+        # (the adapter's relay sending it), -> the router's routed_at (the broker, the router's
+        # fetch and routing), -> read by the police consumer (the router's send, the broker,
+        # the consumer's fetch). The relay may send before the 202 reaches the client, so the
+        # first can be negative.
+        "split_ms": {
+            name: {q: round(kb.pct(values, f), 1) for q, f in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+            for name, values in (
+                ("accepted_to_published", to_published),
+                ("published_to_routed", to_routed),
+                ("routed_to_read", to_read),
+            )
+            if values
+        },
     }
 
 
@@ -193,7 +227,7 @@ def main() -> None:
     env |= {"CLUEBUS_ADAPTER_BURST_PER_ADDRESS": "1000000", "CLUEBUS_ADAPTER_RATE_PER_SYSTEM": "1e6"}
     env |= {"CLUEBUS_ADAPTER_BURST_PER_SYSTEM": "1000000"}
     logs = work / "logs"
-    reader = PoliceReader(args.bootstrap, names.referral("police"))
+    reader = PoliceReader(args.bootstrap, names.referral("police"), names.report("hospital"))
     reader.start()
     procs = []
     results: dict[str, Any] = {}
@@ -253,6 +287,8 @@ def main() -> None:
             f"{name:14}{r['rate_achieved']:>9}{r['received']:>5}/{r['accepted']:<4}{r['p50_ms']:>9}"
             f"{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}"
         )
+        for part, q in r.get("split_ms", {}).items():
+            print(f"  {part:22} p50 {q['p50']} / p95 {q['p95']} / p99 {q['p99']} ms")
     for name, ok in met_by_load.items():
         print(f"{name}: p99 < {TARGET_P99_MS[name]} ms {'met' if ok else 'NOT met'}")
     print(f"written to {args.out}")
