@@ -53,7 +53,6 @@ def format_duration(delta: timedelta) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
-_TICK = timedelta(microseconds=1)
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
@@ -101,14 +100,12 @@ class Calendar(BaseModel):
     _weekdays: frozenset[int] = PrivateAttr()
     _special_days: list[date] = PrivateAttr()  # holidays and extra workdays, sorted
     _workday: timedelta = PrivateAttr()  # working time of one office day
-    _week: timedelta = PrivateAttr()  # working time of a week without special days
 
     def model_post_init(self, _context: object) -> None:
         self._zone = ZoneInfo(self.timezone)
         self._weekdays = frozenset(_WEEKDAYS[d] for d in self.days)
         self._special_days = sorted(self.holidays | self.extra_workdays)
         self._workday = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
-        self._week = self._workday * len(self._weekdays)
 
     def _is_workday(self, day: date) -> bool:
         if day in self.extra_workdays:
