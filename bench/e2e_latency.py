@@ -255,10 +255,7 @@ def main() -> None:
     met_by_load = {name: r["missing"] == 0 and r["p99_ms"] < TARGET_P99_MS[name] for name, r in results.items()}
     met = all(met_by_load.values())
     report = {
-        "benchmark": "e2e_latency",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": kb.machine(),
-        "versions": kb.versions(),
+        **kb.header("e2e_latency"),
         "settings": {
             "bootstrap": args.bootstrap,
             "prefix": prefix,

@@ -126,6 +126,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+def header(benchmark: str) -> dict[str, Any]:
+    """The first keys of every benchmark's JSON: its name, when, on what machine, which versions."""
+    return {
+        "benchmark": benchmark,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "versions": versions(),
+    }
+
+
 def broker_version(bootstrap: str) -> str:
     from kafka import KafkaAdminClient
 

@@ -24,8 +24,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +32,6 @@ import router_throughput as rt
 
 REPO = kb.REPO
 RESULTS = REPO / "bench" / "results" / "router_scaling.json"
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def group_ready(bootstrap: str, group: str, workers: int, partitions: set[tuple[str, int]]) -> bool:
@@ -68,19 +59,10 @@ def group_ready(bootstrap: str, group: str, workers: int, partitions: set[tuple[
 
 
 def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0) -> dict[str, Any]:
-    from services.router.routing import route_report
-    from tests.integration.support import many_reports, produce
+    from tests.integration.support import produce
 
-    prefix = kb.fresh_prefix(bootstrap)
-    names, rules, _ = rt.make_bus(bootstrap, prefix)
-    reports = many_reports(n)
-    expected: Counter[str] = Counter()
-    now = datetime.now(UTC)
-    for r in reports:
-        for referral in route_report(rules, r, now).referrals:
-            expected[rules.referral_topic(referral.department, names)] += 1
+    prefix, names, expected, values = rt.prepare(bootstrap, n)
     total = sum(expected.values())
-    values = [(names.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
     env = rt.service_env(bootstrap, prefix, work / prefix / "state")
     logs = work / prefix / "logs"
     offsets = rt.EndOffsets(bootstrap, sorted(expected))
@@ -106,11 +88,11 @@ def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0
         while time.monotonic() < deadline:
             seen = offsets.total()
             if seen and first is None:
-                first, cpu_first, busy_first = time.monotonic(), rt.cpu_seconds(procs), machine_busy_seconds()
+                first, cpu_first, busy_first = time.monotonic(), rt.cpu_seconds(procs), rt.machine_busy_seconds()
             if seen >= total:
                 break
             time.sleep(0.05)
-        done, cpu_done, busy_done = time.monotonic(), rt.cpu_seconds(procs), machine_busy_seconds()
+        done, cpu_done, busy_done = time.monotonic(), rt.cpu_seconds(procs), rt.machine_busy_seconds()
     finally:
         for proc in reversed(procs):
             rt.stop(proc)
@@ -173,10 +155,7 @@ def main() -> None:
         for c in counts
     ]
     report = {
-        "benchmark": "router_scaling",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": kb.machine(),
-        "versions": kb.versions(),
+        **kb.header("router_scaling"),
         "settings": {
             "bootstrap": args.bootstrap,
             "partitions": kb.PARTITIONS,

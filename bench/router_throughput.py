@@ -109,10 +109,10 @@ class EndOffsets:
 PASSTHROUGH_MIN_EVENTS = 20_000
 
 
-def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]:
-    """A fresh bus holding n reports; returns (prefix, names, expected referrals per topic, total, bytes)."""
+def prepare(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], list[tuple[str, bytes, bytes]]]:
+    """A fresh bus and n reports for it; returns (prefix, names, expected referrals per topic, records)."""
     from services.router.routing import route_report
-    from tests.integration.support import many_reports, produce
+    from tests.integration.support import many_reports
 
     prefix = kb.fresh_prefix(bootstrap)
     names, rules, _ = make_bus(bootstrap, prefix)
@@ -123,8 +123,16 @@ def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]
         for referral in route_report(rules, r, now).referrals:
             expected[rules.referral_topic(referral.department, names)] += 1
     values = [(names.report(r.source.value), r.report_id.encode(), r.model_dump_json().encode()) for r in reports]
+    return prefix, names, dict(expected), values
+
+
+def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]:
+    """A fresh bus holding n reports; returns (prefix, names, expected referrals per topic, total, bytes)."""
+    from tests.integration.support import produce
+
+    prefix, names, expected, values = prepare(bootstrap, n)
     produce(bootstrap, values)
-    return prefix, names, dict(expected), sum(expected.values()), sum(len(v) for _, _, v in values)
+    return prefix, names, expected, sum(expected.values()), sum(len(v) for _, _, v in values)
 
 
 def run_router(
@@ -357,10 +365,7 @@ def main() -> None:
         "router_cpu_ms_per_report_alone": alone["router_cpu_ms_per_report"] <= TARGET_CPU_MS_PER_REPORT,
     }
     report = {
-        "benchmark": "router_throughput",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": kb.machine(),
-        "versions": kb.versions(),
+        **kb.header("router_throughput"),
         "settings": {
             "bootstrap": args.bootstrap,
             "partitions": kb.PARTITIONS,
