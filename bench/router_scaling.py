@@ -4,7 +4,8 @@
 
 For each N (N <= the partitions of a report topic) and round, under a fresh topic prefix:
 start N ``cluebus router`` processes in one consumer group on the empty bus, wait until the
-group is stable with N members holding every report partition, then load N_reports valid
+group is stable with N members holding every report partition, route an untimed warm-up of
+``router_throughput.WARMUP_REPORTS`` reports (why: at that constant), then load N_reports valid
 reports (the v1 examples cycled) and time from the first referral to the last expected one
 (progress read from end offsets, as in ``router_throughput.py``). Per worker: CPU seconds
 from /proc over that span. The rounds alternate the N values (1, 2, 1, 2, ...) so that load
@@ -62,12 +63,13 @@ def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0
     from tests.integration.support import produce
 
     prefix, names, expected, values = rt.prepare(bootstrap, n)
+    _, _, warm_expected, warm_values = rt.prepare(bootstrap, rt.WARMUP_REPORTS, prefix)
     total = sum(expected.values())
     env = rt.service_env(bootstrap, prefix, work / prefix / "state")
     logs = work / prefix / "logs"
-    offsets = rt.EndOffsets(bootstrap, sorted(expected))
     report_partitions = {(t, p) for t in names.reports() for p in range(kb.PARTITIONS)}
     procs = []
+    offsets = None
     try:
         for i in range(workers):
             proc = rt.start(f"router-{i}", ["router", "--metrics-port", "0"], env, logs)
@@ -80,6 +82,14 @@ def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"a router exited; see {logs}")
             time.sleep(0.2)
+        # Untimed warm-up on the same bus, for the reason given at rt.WARMUP_REPORTS.
+        warm = rt.Progress(bootstrap, sorted(warm_expected))
+        produce(bootstrap, warm_values)
+        warm_total = sum(warm_expected.values())
+        if rt.wait_for(warm, warm_total, procs, logs, 120.0) < warm_total:
+            raise SystemExit(f"the warm-up did not complete; see {logs}")
+        warm.close()
+        offsets = rt.Progress(bootstrap, sorted(expected))
         produce(bootstrap, values)
         first, seen = None, 0
         cpu_first: dict[str, float] = {}
@@ -96,7 +106,8 @@ def run(bootstrap: str, workers: int, n: int, work: Path, timeout: float = 300.0
     finally:
         for proc in reversed(procs):
             rt.stop(proc)
-        offsets.close()
+        if offsets is not None:
+            offsets.close()
     seconds = max(done - (first or done), 1e-9)
     cpu = {k: round(cpu_done[k] - cpu_first.get(k, 0.0), 3) for k in cpu_done}
     return {

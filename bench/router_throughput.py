@@ -6,9 +6,11 @@ Targets (one router worker, shipped rules): the router alone >= 1,000 reports/s;
 tracker running, referrals/s / passthrough events/s >= 0.2 (same invocation); router CPU
 per report (from /proc, alone) <= 0.8 ms.
 
-Under a fresh topic prefix per run it pre-loads N valid reports (cycling the v1 examples)
-onto the report topics, then starts ``cluebus router`` (alone, or with ``cluebus tracker``
-beside it, as in production) and times the span from the first referral on a referral
+Under a fresh topic prefix per run it first routes an untimed warm-up (``WARMUP_REPORTS``
+reports, through the same services, which are stopped again: a bus in service has warm
+partitions; see the constant for what fresh ones cost here). It then pre-loads N valid
+reports (cycling the v1 examples) onto the report topics, starts ``cluebus router`` (alone,
+or with ``cluebus tracker`` beside it, as in production) and times the span from the first referral on a referral
 topic until every expected referral is there (expected = the referrals ``route_report``
 gives for each report). Progress is read from the topics' end offsets, so the measuring
 side costs next to nothing. CPU seconds of each service and of the whole machine come
@@ -106,15 +108,29 @@ class EndOffsets:
         self.consumer.close()
 
 
+class Progress(EndOffsets):
+    """Records added to some topics since this was made."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        super().__init__(bootstrap, topics)
+        self.base = super().total()
+
+    def total(self) -> int:
+        return super().total() - self.base
+
+
 PASSTHROUGH_MIN_EVENTS = 20_000
 
 
-def prepare(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], list[tuple[str, bytes, bytes]]]:
-    """A fresh bus and n reports for it; returns (prefix, names, expected referrals per topic, records)."""
+def prepare(
+    bootstrap: str, n: int, prefix: str | None = None
+) -> tuple[str, Any, dict[str, int], list[tuple[str, bytes, bytes]]]:
+    """n reports for a bus (a fresh one unless ``prefix`` names one); returns (prefix, names,
+    expected referrals per topic, records)."""
     from services.router.routing import route_report
     from tests.integration.support import many_reports
 
-    prefix = kb.fresh_prefix(bootstrap)
+    prefix = prefix or kb.fresh_prefix(bootstrap)
     names, rules, _ = make_bus(bootstrap, prefix)
     reports = many_reports(n)
     now = datetime.now(UTC)
@@ -126,23 +142,71 @@ def prepare(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], list[tupl
     return prefix, names, dict(expected), values
 
 
-def preload(bootstrap: str, n: int) -> tuple[str, Any, dict[str, int], int, int]:
-    """A fresh bus holding n reports; returns (prefix, names, expected referrals per topic, total, bytes)."""
+def preload(bootstrap: str, n: int, prefix: str | None = None) -> tuple[str, Any, dict[str, int], int, int]:
+    """A bus (fresh unless ``prefix``) holding n more reports; returns (prefix, names, expected
+    referrals per topic, total, bytes)."""
     from tests.integration.support import produce
 
-    prefix, names, expected, values = prepare(bootstrap, n)
+    prefix, names, expected, values = prepare(bootstrap, n, prefix)
     produce(bootstrap, values)
     return prefix, names, expected, sum(expected.values()), sum(len(v) for _, _, v in values)
+
+
+# Every timed run starts on a bus that has carried traffic. On this machine the broker's first
+# writes to a new partition are slow: appending the first index entries of its segment (offset
+# and time index, mmap'd files of 10 MiB) took two major page faults per partition, each of
+# 5-28 ms of kernel time on a request-handler thread, holding the partition and the whole
+# produce request. 48 fresh topics x 3 partitions, bursts of 16,000 records of 3.2 KB: the first
+# burst made 288 faults and took 1.4-8.0 s, the next ones 0.4-0.6 s with no fault. On fresh
+# topics the router's produce requests took 0.3-3.3 s in the first seconds of a round, with the
+# broker thread 1.0 core busy in the kernel and the router waiting on its full decision batch:
+# the "slow rounds". A bus in service has warm partitions (a segment rolls per GiB), so the
+# warm-up routes WARMUP_REPORTS reports through the same services first, untimed.
+WARMUP_REPORTS = 600
+
+
+def wait_for(offsets: EndOffsets, total: int, procs: list[subprocess.Popen[bytes]], logs: Path, timeout: float) -> int:
+    """Poll ``offsets`` until they hold ``total`` records; fails if a service exits."""
+    deadline = time.monotonic() + timeout
+    seen = offsets.total()
+    while seen < total and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"a service exited during the warm-up; see {logs}")
+        time.sleep(0.05)
+        seen = offsets.total()
+    return seen
+
+
+def warm_up(bootstrap: str, tracker: bool, work: Path, reports: int = WARMUP_REPORTS, timeout: float = 120.0) -> str:
+    """A fresh bus through which ``reports`` reports were routed (and tracked), services stopped again."""
+    prefix, names, expected, total, _ = preload(bootstrap, reports)
+    env = service_env(bootstrap, prefix, work / prefix / "state")
+    logs = work / prefix / "logs"
+    offsets = EndOffsets(bootstrap, [*sorted(expected), names.decisions])
+    procs = []
+    try:
+        if tracker:
+            procs.append(start("tracker", ["tracker", "--metrics-port", "0"], env, logs))
+        procs.append(start("router", ["router", "--metrics-port", "0"], env, logs))
+        if wait_for(offsets, total + reports, procs, logs, timeout) < total + reports:
+            raise SystemExit(f"the warm-up did not complete in {timeout:.0f} s; see {logs}")
+        time.sleep(2.0)  # past a commit interval (1 s): the timed run starts after the warm-up's offsets
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        offsets.close()
+    return prefix
 
 
 def run_router(
     bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Path | None = None, timeout: float = 180.0
 ) -> dict[str, Any]:
-    prefix, names, expected, total, value_bytes = preload(bootstrap, n)
+    prefix, names, expected, total, value_bytes = preload(bootstrap, n, warm_up(bootstrap, tracker, work))
     env = service_env(bootstrap, prefix, work / prefix / "state")
     logs = work / prefix / "logs"
-    offsets = EndOffsets(bootstrap, sorted(expected))
-    deadletters = EndOffsets(bootstrap, [names.deadletter])
+    offsets = Progress(bootstrap, sorted(expected))
+    decisions = Progress(bootstrap, [names.decisions])
+    deadletters = Progress(bootstrap, [names.deadletter])
     procs = []
     spy = None
     try:
@@ -188,6 +252,7 @@ def run_router(
         done = time.monotonic()
         cpu_at_done, machine_at_done = cpu_seconds(procs), machine_busy_seconds()
         dead = deadletters.total()
+        decided = decisions.total()
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
@@ -197,8 +262,8 @@ def run_router(
                 spy.kill()
         for proc in reversed(procs):
             stop(proc)
-        offsets.close()
-        deadletters.close()
+        for progress in (offsets, decisions, deadletters):
+            progress.close()
     seconds = done - (first or done)
     busy = {
         name: round((cpu_at_done.get(name, 0.0) - cpu_at_first.get(name, 0.0)) / max(seconds, 1e-9), 2)
@@ -214,6 +279,8 @@ def run_router(
         "referrals_seen": seen,
         "complete": seen >= total,
         "dead_letters": dead,
+        "decisions": decided,  # more than ``reports``: a warm-up report was routed again
+        "warmup_reports": WARMUP_REPORTS,
         "startup_s": round((first or done) - launched, 2),
         "seconds": round(seconds, 3),
         "reports_per_s": round(n * min(1.0, seen / total) / max(seconds, 1e-9), 1),
