@@ -39,6 +39,19 @@ def cluster_bus(services, service_env, bus, rules_file, tmp_path):
         cluster_bus.stop()
 
 
+LEADER_MOVE_LIMIT_S = 30.0  # from the kill: far past the 9 s session timeout
+
+
+def moved_leaders(bootstrap: str, topics: list[str], victim: int) -> set[int]:
+    """The topics' partition leaders once none is ``victim``, or as they are at the limit."""
+    deadline = time.monotonic() + LEADER_MOVE_LIMIT_S - OUTAGE_S
+    while True:
+        leaders = {p["leader_id"] for p in partitions(bootstrap, topics)}
+        if (victim not in leaders and all(x is not None and x >= 0 for x in leaders)) or time.monotonic() > deadline:
+            return leaders
+        time.sleep(0.5)
+
+
 def timed(action, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     action(*args, **kwargs)
@@ -59,14 +72,20 @@ def test_kill_9_the_broker_leading_the_report_partitions(cluster, cluster_bus, b
     lead_all(cluster.bootstrap, [bus.report(s) for s in SOURCES], victim)
     with Load(bus_.urls, RATE, "leader") as load:
         time.sleep(BEFORE_S)
+        killed = time.monotonic()
         cluster.node(victim).kill()
         time.sleep(OUTAGE_S)
-        leaders = {p["leader_id"] for p in partitions(cluster.bootstrap, [bus.report(s) for s in SOURCES])}
+        # The controller notices the dead broker after its 9 s session timeout; on a loaded
+        # machine the election can finish later (seen once in a full run: still led by the
+        # victim at 12 s). The test waits for it, within a bound, and says how long it took.
+        leaders = moved_leaders(cluster.bootstrap, [bus.report(s) for s in SOURCES], victim)
+        moved_s = time.monotonic() - killed
         rejoin = timed(cluster.start_nodes, victim)
         time.sleep(AFTER_S)
     tally = bus_.finish(f"kill -9 node {victim} (leader of all report partitions)", load)
-    note(f"node {victim} down {OUTAGE_S:.0f}s, rejoined {rejoin:.1f}s after its start")
+    note(f"node {victim} down, leaders moved {moved_s:.1f}s after the kill, rejoined {rejoin:.1f}s after its start")
     assert victim not in leaders, "the report partitions moved to the surviving brokers"
+    assert all(x is not None and x >= 0 for x in leaders), f"a report partition has no leader: {leaders}"
     assert tally.accepted == tally.sent, "adapters accept while a partition leader fails over"
     assert_nothing_lost(tally)
 
