@@ -10,9 +10,9 @@ Under a fresh topic prefix per run it first routes an untimed warm-up (``WARMUP_
 reports, through the same services, which are stopped again: a bus in service has warm
 partitions; see the constant for what fresh ones cost here). It then pre-loads N valid
 reports (cycling the v1 examples) onto the report topics, starts ``cluebus router`` (alone,
-or with ``cluebus tracker`` beside it, as in production) and times the span from the first referral on a referral
-topic until every expected referral is there (expected = the referrals ``route_report``
-gives for each report). Progress is read from the topics' end offsets, so the measuring
+or with ``cluebus tracker`` beside it, as in production) and times the span from the first
+referral on a referral topic until every expected referral is there (expected = the
+referrals ``route_report`` gives for each report). Progress is read from the topics' end offsets, so the measuring
 side costs next to nothing. CPU seconds of each service and of the whole machine come
 from /proc over that span. With ``--rounds R`` the two kinds of run alternate (alone,
 tracker, alone, tracker, ...) and the median of each is kept, so that load from other work
@@ -165,16 +165,16 @@ def preload(bootstrap: str, n: int, prefix: str | None = None) -> tuple[str, Any
 WARMUP_REPORTS = 600
 
 
-def wait_for(offsets: EndOffsets, total: int, procs: list[subprocess.Popen[bytes]], logs: Path, timeout: float) -> int:
-    """Poll ``offsets`` until they hold ``total`` records; fails if a service exits."""
+def wait_for(offsets: EndOffsets, total: int, procs: list[subprocess.Popen[bytes]], logs: Path, timeout: float) -> None:
+    """Poll ``offsets`` until they hold ``total`` records (a warm-up done); exits if a service
+    exits or the time runs out."""
     deadline = time.monotonic() + timeout
-    seen = offsets.total()
-    while seen < total and time.monotonic() < deadline:
+    while offsets.total() < total:
         if any(p.poll() is not None for p in procs):
             raise SystemExit(f"a service exited during the warm-up; see {logs}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the warm-up did not complete in {timeout:.0f} s; see {logs}")
         time.sleep(0.05)
-        seen = offsets.total()
-    return seen
 
 
 def warm_up(bootstrap: str, tracker: bool, work: Path, reports: int = WARMUP_REPORTS, timeout: float = 120.0) -> str:
@@ -188,8 +188,7 @@ def warm_up(bootstrap: str, tracker: bool, work: Path, reports: int = WARMUP_REP
         if tracker:
             procs.append(start("tracker", ["tracker", "--metrics-port", "0"], env, logs))
         procs.append(start("router", ["router", "--metrics-port", "0"], env, logs))
-        if wait_for(offsets, total + reports, procs, logs, timeout) < total + reports:
-            raise SystemExit(f"the warm-up did not complete in {timeout:.0f} s; see {logs}")
+        wait_for(offsets, total + reports, procs, logs, timeout)
         time.sleep(2.0)  # past a commit interval (1 s): the timed run starts after the warm-up's offsets
     finally:
         for proc in reversed(procs):

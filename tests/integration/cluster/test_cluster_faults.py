@@ -43,7 +43,11 @@ LEADER_MOVE_LIMIT_S = 30.0  # from the kill: far past the 9 s session timeout
 
 
 def moved_leaders(bootstrap: str, topics: list[str], victim: int) -> set[int]:
-    """The topics' partition leaders once none is ``victim``, or as they are at the limit."""
+    """The topics' partition leaders once none is ``victim``, or as they are at the limit.
+
+    Not ``wait_until``: on a timeout the test must still restart the victim and tally the load
+    before it fails, or the session's cluster would stay a node short for the tests after it.
+    """
     deadline = time.monotonic() + LEADER_MOVE_LIMIT_S - OUTAGE_S
     while True:
         leaders = {p["leader_id"] for p in partitions(bootstrap, topics)}
