@@ -14,7 +14,10 @@ topic with a kafka-python consumer in a thread. It posts the hospital example
 its police referral was received minus the moment its 202 arrived (matched by
 ``report_id``; one clock, one process). Two loads: light (10% of the router's
 maximum ``R``; by default read from bench/results/router_throughput.json,
-else a fixed 20 reports/s) and 70% of ``R``. Writes ``bench/results/e2e_latency.json``.
+else a fixed 20 reports/s) and 70% of ``R``. For each load it also records, from /proc, how
+many cores the machine and each service kept busy while posting: the adapter, the load
+generator and the broker share the cores with the router, so 70% of the router's maximum can
+be a full machine. Writes ``bench/results/e2e_latency.json``.
 """
 
 from __future__ import annotations
@@ -146,9 +149,19 @@ def post_at_rate(
     return accepted, accepted_wall, errors, time.perf_counter() - t0
 
 
-def measure(port: int, reader: PoliceReader, n: int, rate: float, wait_s: float = 30.0) -> dict[str, Any]:
+def measure(
+    port: int, reader: PoliceReader, n: int, rate: float, procs: list[Any], wait_s: float = 30.0
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
+    busy_before, cpu_before = rt.machine_busy_seconds(), rt.cpu_seconds(procs)
     accepted, accepted_wall, errors, sending_s = post_at_rate(port, n, rate, run)
+    # Is "70% of the router's maximum" 70% of the machine? The adapter, the tracker, the broker
+    # and this load generator share its cores with the router.
+    machine_cores_busy = (rt.machine_busy_seconds() - busy_before) / max(sending_s, 1e-9)
+    cpu_after = rt.cpu_seconds(procs)
+    cores_busy = {
+        name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / max(sending_s, 1e-9), 2) for name in cpu_after
+    }
     ids = list(accepted)
     deadline = time.monotonic() + wait_s
     while reader.count(ids) < len(ids) and time.monotonic() < deadline:
@@ -172,6 +185,8 @@ def measure(port: int, reader: PoliceReader, n: int, rate: float, wait_s: float 
         "p99_ms": round(kb.pct(latencies, 0.99), 1),
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "min_ms": round(latencies[0], 1) if latencies else None,
+        "machine_cores_busy": round(machine_cores_busy, 2),
+        "service_cores_busy": cores_busy,
         # Where the time goes (wall clock, one machine): 202 -> the report record's timestamp
         # (the adapter's relay sending it), -> the router's routed_at (the broker, the router's
         # fetch and routing), -> read by the police consumer (the router's send, the broker,
@@ -239,12 +254,12 @@ def main() -> None:
         procs.append(adapter)
         kb.wait_http(port, adapter, "/readyz", timeout=60)
         # Warm-up until referrals flow: the router has joined its group and every client is connected.
-        warm = measure(port, reader, args.warmup, 20.0, wait_s=90.0)
+        warm = measure(port, reader, args.warmup, 20.0, procs, wait_s=90.0)
         if warm["received"] < warm["accepted"] or not warm["accepted"]:
             raise SystemExit(f"warm-up referrals did not arrive: {warm}; see {logs}")
         for name, rate in loads.items():
             if rate:
-                results[name] = measure(port, reader, args.reports, rate)
+                results[name] = measure(port, reader, args.reports, rate, procs)
     finally:
         for proc in reversed(procs):
             rt.stop(proc)
