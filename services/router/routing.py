@@ -39,8 +39,8 @@ class EncodedReport:
     decision: bytes
 
 
-def _position(grant: Any, as_json: dict[str, Any], positions: dict[int, int], grants: list[dict[str, Any]]) -> int:
-    """Where ``grant`` is in the decision's ``grants``, appending its JSON value the first time."""
+def _position(grant: Any, as_json: orjson.Fragment, positions: dict[int, int], grants: list[orjson.Fragment]) -> int:
+    """Where ``grant`` is in the decision's ``grants``, appending its JSON text the first time."""
     at = positions.get(id(grant))
     if at is None:
         at = positions[id(grant)] = len(grants)
@@ -72,7 +72,7 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
     # Each grant recorded once in the decision. The copies' records are interned by the rules
     # (services/rules/grants.py), so identity finds the repeats without hashing models.
     positions: dict[int, int] = {}
-    grants: list[dict[str, Any]] = []
+    grants: list[orjson.Fragment] = []
     for p in plan.referrals:
         copy = p.disclosure
         referral_id = referral_id_for(report_id, p.department)
@@ -95,9 +95,9 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
                     "due": due_times,
                     "case_owner_required": p.case_owner_required,
                     "anonymised": p.anonymised,
-                    "fields": p.fields,
-                    "grants": copy.grants_json,
-                    "withheld": copy.withheld_json,
+                    "fields": copy.fields_fragment,
+                    "grants": copy.grants_fragment,
+                    "withheld": copy.withheld_fragment,
                     "report": p.copy,
                 },
                 option=_OPTIONS,
@@ -113,11 +113,11 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
                 "due": due_times,
                 "case_owner_required": p.case_owner_required,
                 "anonymised": p.anonymised,
-                "fields": p.fields,
+                "fields": copy.fields_fragment,
                 "grants_applied": [
-                    _position(g, j, positions, grants) for g, j in zip(copy.grants, copy.grants_json, strict=True)
+                    _position(g, j, positions, grants) for g, j in zip(copy.grants, copy.grant_fragments, strict=True)
                 ],
-                "withheld": copy.withheld_json,
+                "withheld": copy.withheld_fragment,
             }
         )
     decision = dumps(
