@@ -33,6 +33,10 @@ and whatever ``auto_offset_reset`` says) -- and
   marks a hole as processed;
 * commits a partition only up to the end of the run of acknowledged offsets that starts at its
   head;
+* remembers the records it handed on since a partition's last seek, and when an agent receives
+  one while records handed on before it never arrived (faust drops what it is handing to a
+  stream when its flow is suspended, and no seek need follow), seeks back to the first of them
+  at once -- before this, only the watchdog saw it, 15 s later (issue 17);
 * seeks a partition back to its head and fetches it again when records wait past it (by the
   broker's end offset) and the head has not moved for ``stall_seconds``.
 
@@ -40,14 +44,15 @@ Events after a replayed one are processed again; the services are idempotent, so
 is at-least-once with nothing lost. Every intervention is counted in
 ``cluebus_consumer_guard_interventions_total{kind,topic}``.
 
-About 400 lines for one job: the heads, the seeks after faust's, the hole detection and the
-commits all read and write the same per-partition state, one invariant kept in one place.
+About 450 lines for one job: the heads, the seeks after faust's, the hole and hand-over checks
+and the commits all read and write the same per-partition state, one invariant kept in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +69,9 @@ log = get_logger(__name__)
 # rebalances (records are replayed, never lost, but arrive late).
 GUARD_INTERVENTIONS = Counter(
     "cluebus_consumer_guard_interventions_total",
-    "Times the consumer guard re-fetched dropped records, unstalled a partition or found records "
-    "deleted by retention before they were processed, by kind and topic.",
+    "Times the consumer guard re-fetched records skipped by the fetch (refetch) or handed on and "
+    "never received by an agent (handover), unstalled a partition (unstall) or found records "
+    "deleted by retention before they were processed (retention_gap), by kind and topic.",
     ["kind", "topic"],
 )
 
@@ -92,9 +98,15 @@ class GuardState:
     next_expected: dict[TP, int] = field(default_factory=dict)  # next offset due from the fetch, since a seek
     log_start: dict[TP, int] = field(default_factory=dict)  # first offset in the log, as the broker said
     head_seen: dict[TP, tuple[int, float]] = field(default_factory=dict)  # watchdog: (head, first seen)
+    # Records handed to faust since the partition's last seek that no agent has received yet,
+    # in offset order (the guard hands over no holes). Kept as the message objects: a record
+    # fetched again after a seek is another object, so a leftover of an older fetch is known.
+    passed: dict[TP, deque[Any]] = field(default_factory=dict)
     watchdog: asyncio.Task[None] | None = None
+    seeks: set[asyncio.Future[None]] = field(default_factory=set)  # hand-over seeks under way
 
     def forget(self, tp: TP) -> None:
+        self.passed.pop(tp, None)
         self.next_expected.pop(tp, None)
         self.log_start.pop(tp, None)
         self.head_seen.pop(tp, None)
@@ -127,7 +139,38 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
 
     # --- what agents received and acknowledged --------------------------------------------------
     def mark_handled(self, message: Any) -> None:
-        self.guard.handled.add((message.tp, message.offset))
+        tp = message.tp
+        guard = self.guard
+        guard.handled.add((tp, message.offset))
+        passed = guard.passed.get(tp)
+        if not passed:
+            return
+        first = passed[0]
+        if first is message:
+            passed.popleft()
+            return
+        # An agent receives a partition's records in the order they were handed over, so the
+        # records handed over before this one and never received were dropped on the way.
+        at = message.offset - first.offset
+        if 0 < at < len(passed) and passed[at] is message:
+            self._refetch_dropped(tp, first.offset, message.offset)
+
+    def _refetch_dropped(self, tp: TP, missing_from: int, got: int) -> None:
+        # faust drops records it has taken from the guard when its flow is suspended while it
+        # hands them to the stream; if no seek follows, the fetch goes on after them and only
+        # the watchdog would notice, stall_seconds later (seen: 13-15 s late, issue 17).
+        log.warning(
+            "records handed to the agent never reached it; seeking back",
+            topic=tp.topic,
+            partition=tp.partition,
+            missing_from=missing_from,
+            got=got,
+        )
+        GUARD_INTERVENTIONS.labels(kind="handover", topic=tp.topic).inc()
+        self.guard.passed.pop(tp, None)  # what is still queued from this fetch is a leftover now
+        task = asyncio.ensure_future(self.seek(tp, missing_from))
+        self.guard.seeks.add(task)
+        task.add_done_callback(self.guard.seeks.discard)
 
     def _start_watchdog(self) -> None:
         # From the first assignment on, not from the first event: when faust drops the first
@@ -178,6 +221,10 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                     sought.add(tp)
                     continue
                 guard.next_expected[tp] = offset + 1
+                passed = guard.passed.get(tp)
+                if passed is None:
+                    passed = guard.passed[tp] = deque()
+                passed.append(message)
             yield tp, message
 
     async def _head_still_in_log(self, tp: TP, head: int) -> int:
@@ -204,11 +251,13 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.guard.next_expected[partition] = offset
+        self.guard.passed.pop(partition, None)
         await super().seek(partition, offset)
 
     async def perform_seek(self) -> None:
         """faust seeks to the committed offsets; then every partition without one goes to its head."""
         self.guard.next_expected.clear()
+        self.guard.passed.clear()
         await super().perform_seek()
         await self.seek_to_heads()
         await refresh_changelog_metadata(self.app)

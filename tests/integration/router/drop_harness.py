@@ -12,6 +12,16 @@ already handed over (so aiokafka's fetch position is past them) in two places of
 * ``generation``: the consumer generation changed while a batch was being handed out; faust
   breaks off the batch and drops the rest.
 
+And in a third place, after the consumer guard has handed the records on:
+
+* ``handover``: faust's fetch loop (``Consumer._drain_messages``) gives each record to the
+  stream with ``wait_first(callback(message), suspend_flow.wait())``: when the stream's buffer
+  is full and the flow is suspended, that returns without the record, which is dropped and its
+  read offset set. If no seek follows, the fetch goes on behind the dropped records and the
+  agent gets the later ones: the 13-15 s stall of issue 17 (hospital:1, offsets 52-262 of
+  52-352), which only the guard's watchdog repaired. The window is opened by not passing the
+  records from the guard on to faust's fetch loop, which is where faust drops them.
+
 This module forces the chosen window for the first batch that holds records of the service's
 input topics (reports for the router, decisions for the tracker), from the test side, by
 wrapping the consumer instance's own methods; nothing in the product knows about it. Everything
@@ -99,6 +109,42 @@ def open_generation_window(router: Any) -> None:
     consumer.scheduler = ChangingGeneration()
 
 
+def open_handover_window(service: Any) -> None:
+    """Of the first fetch that holds input records, the first half of the records of its fullest
+    partition are handed over by the guard and dropped before the stream, with no seek after;
+    the rest of the fetch goes on. Records are taken from the guard one at a time, as faust's
+    fetch loop takes them."""
+    consumer = service.app.consumer
+    fetch = consumer._getmany  # below the guard: chooses what to drop
+    guarded_getmany = consumer.getmany  # the guard's: what it yields counts as handed over
+    plan: dict[str, Any] = {"drop": None}
+
+    async def fetch_and_choose(active_partitions: Any, timeout: float) -> Any:
+        records = await fetch(active_partitions, timeout)
+        if plan["drop"] is None:
+            mine = {tp: offsets for tp, offsets in _report_records(records).items() if len(offsets) >= 2}
+            if mine:
+                tp, offsets = max(mine.items(), key=lambda item: len(item[1]))
+                plan["drop"] = {(tp, offset) for offset in offsets[: len(offsets) // 2]}
+                log.warning(
+                    "fault injected",
+                    window="handover",
+                    dropped={f"{tp.topic}:{tp.partition}": offsets[: len(offsets) // 2]},
+                )
+        return records
+
+    async def getmany(timeout: float) -> Any:
+        async for tp, message in guarded_getmany(timeout):
+            drop = plan["drop"]
+            if drop and (tp, message.offset) in drop:
+                drop.discard((tp, message.offset))  # once: a fetch after a seek is not dropped
+                continue
+            yield tp, message
+
+    consumer._getmany = fetch_and_choose
+    consumer.getmany = getmany
+
+
 def forget_changelog_metadata(service: Any) -> None:
     """The producer does not know a table's changelog topic when the first write comes.
 
@@ -125,7 +171,7 @@ def forget_changelog_metadata(service: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("service", choices=["router", "tracker"])
-    parser.add_argument("window", choices=["flow", "generation", "changelog-metadata"])
+    parser.add_argument("window", choices=["flow", "generation", "handover", "changelog-metadata"])
     parser.add_argument("--auto-offset-reset", default=None, choices=["earliest", "latest"])
     parser.add_argument("--resume-after", type=float, default=1.0)
     args = parser.parse_args()
@@ -144,6 +190,8 @@ def main() -> None:
         open_flow_window(router, args.resume_after)
     elif args.window == "generation":
         open_generation_window(router)
+    elif args.window == "handover":
+        open_handover_window(router)
     else:
         forget_changelog_metadata(router)
     run_worker(router.app, service=args.service, log_level=service.log_level, log_format=service.log_format)
