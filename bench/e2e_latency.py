@@ -15,9 +15,10 @@ its police referral was received minus the moment its 202 arrived (matched by
 ``report_id``; one clock, one process). Two loads: light (10% of the router's
 maximum ``R``; by default read from bench/results/router_throughput.json,
 else a fixed 20 reports/s) and 70% of ``R``. For each load it also records, from /proc, how
-many cores the machine and each service kept busy while posting: the adapter, the load
-generator and the broker share the cores with the router, so 70% of the router's maximum can
-be a full machine. Writes ``bench/results/e2e_latency.json``.
+many cores the machine and each service kept busy while posting, and how long each service's
+threads waited for a free core (run-queue wait, ``/proc/<pid>/task/*/schedstat``): the adapter,
+the load generator and the broker share the cores with the router, so 70% of the router's
+maximum can be a full machine. Writes ``bench/results/e2e_latency.json``.
 """
 
 from __future__ import annotations
@@ -154,13 +155,19 @@ def measure(
 ) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     busy_before, cpu_before = rt.machine_busy_seconds(), rt.cpu_seconds(procs)
+    waited_before = rt.runqueue_wait_seconds(procs)
     accepted, accepted_wall, errors, sending_s = post_at_rate(port, n, rate, run)
     # Is "70% of the router's maximum" 70% of the machine? The adapter, the tracker, the broker
     # and this load generator share its cores with the router.
     machine_cores_busy = (rt.machine_busy_seconds() - busy_before) / max(sending_s, 1e-9)
-    cpu_after = rt.cpu_seconds(procs)
+    cpu_after, waited_after = rt.cpu_seconds(procs), rt.runqueue_wait_seconds(procs)
     cores_busy = {
         name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / max(sending_s, 1e-9), 2) for name in cpu_after
+    }
+    # Seconds per second that a service's threads were ready to run and found no free core.
+    waiting = {
+        name: round((waited_after[name] - waited_before.get(name, 0.0)) / max(sending_s, 1e-9), 2)
+        for name in waited_after
     }
     ids = list(accepted)
     deadline = time.monotonic() + wait_s
@@ -187,6 +194,7 @@ def measure(
         "min_ms": round(latencies[0], 1) if latencies else None,
         "machine_cores_busy": round(machine_cores_busy, 2),
         "service_cores_busy": cores_busy,
+        "service_runqueue_wait_s_per_s": waiting,
         # Where the time goes (wall clock, one machine): 202 -> the report record's timestamp
         # (the adapter's relay sending it), -> the router's routed_at (the broker, the router's
         # fetch and routing), -> read by the police consumer (the router's send, the broker,

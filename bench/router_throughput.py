@@ -312,6 +312,22 @@ def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
     return out
 
 
+def runqueue_wait_seconds(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """Seconds each service's threads have spent ready to run but waiting for a core, so far
+    (the second field of ``/proc/<pid>/task/<tid>/schedstat``, summed over its threads): on a
+    full machine a service waits here, not in its own code."""
+    out = {}
+    for proc in procs:
+        total = 0
+        for stat in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that just ended
+                continue
+        out[proc.args[1]] = total / 1e9
+    return out
+
+
 # Frames every sample passes through (entry point, click, event loop, worker): left out of the
 # cumulative list, where they would fill the top places and say nothing.
 PLUMBING = (

@@ -154,6 +154,11 @@ def rows_for(name: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]
             ),
         ]
     if name == "e2e_latency":
+
+        def waits(r: dict[str, Any]) -> str:
+            waited = r.get("service_runqueue_wait_s_per_s", {})
+            return "waiting for a core, s/s: " + ", ".join(f"{k} {v}" for k, v in waited.items())
+
         out = []
         for load, r in data["loads"].items():
             target = f"p99 < {data['target_p99_ms'][load]} ms"
@@ -162,7 +167,8 @@ def rows_for(name: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]
                 (
                     name,
                     f"{load} {r['rate_achieved']}/s: p50 {r['p50_ms']} / p95 {r['p95_ms']} / "
-                    f"p99 {r['p99_ms']} ms ({r['received']}/{r['accepted']} received)",
+                    f"p99 {r['p99_ms']} ms ({r['received']}/{r['accepted']} received; machine "
+                    f"{r.get('machine_cores_busy')} of {data['machine']['cpus']} cores busy; {waits(r)})",
                     target,
                     met,
                 )
