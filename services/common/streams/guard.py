@@ -83,6 +83,13 @@ HANDLER_RETRIES = Counter(
 
 TP = Any  # faust's TP (topic, partition) named tuple
 
+
+def _intervened(kind: str, tp: TP, event: str, *, error: bool = False, **offsets: int) -> None:
+    """Say that the guard stepped in on ``tp`` (ids and offsets only) and count it by ``kind``."""
+    (log.error if error else log.warning)(event, topic=tp.topic, partition=tp.partition, **offsets)
+    GUARD_INTERVENTIONS.labels(kind=kind, topic=tp.topic).inc()
+
+
 # An unexpected exception is most often a passing fault (a broker hiccup, the producer not yet
 # knowing a table's changelog topic): the handler is tried again after these pauses, about
 # 7.5 s in all, before the event is given up as an internal error (a dead letter whose cause is
@@ -159,14 +166,13 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         # faust drops records it has taken from the guard when its flow is suspended while it
         # hands them to the stream; if no seek follows, the fetch goes on after them and only
         # the watchdog would notice, stall_seconds later (seen: 13-15 s late, issue 17).
-        log.warning(
+        _intervened(
+            "handover",
+            tp,
             "records handed to the agent never reached it; seeking back",
-            topic=tp.topic,
-            partition=tp.partition,
             missing_from=missing_from,
             got=got,
         )
-        GUARD_INTERVENTIONS.labels(kind="handover", topic=tp.topic).inc()
         self.guard.passed.pop(tp, None)  # what is still queued from this fetch is a leftover now
         task = asyncio.ensure_future(self.seek(tp, missing_from))
         self.guard.seeks.add(task)
@@ -209,14 +215,7 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                 if expected is not None and offset > expected and after_seek:
                     expected = await self._head_still_in_log(tp, expected)
                 if expected is not None and offset > expected:
-                    log.warning(
-                        "fetch skipped records; seeking back",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        missing_from=expected,
-                        got=offset,
-                    )
-                    GUARD_INTERVENTIONS.labels(kind="refetch", topic=tp.topic).inc()
+                    _intervened("refetch", tp, "fetch skipped records; seeking back", missing_from=expected, got=offset)
                     await self.seek(tp, expected)
                     sought.add(tp)
                     continue
@@ -238,15 +237,15 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
     def _records_deleted_by_retention(self, tp: TP, head: int, start: int) -> None:
         # Not a loss the bus can repair: the records are gone from the log. Say so loudly
         # (counts only) and go on from the log start instead of stalling forever.
-        log.error(
+        _intervened(
+            "retention_gap",
+            tp,
             "records deleted by retention before they were processed",
-            topic=tp.topic,
-            partition=tp.partition,
+            error=True,
             first_missing=head,
             log_start=start,
             missing=start - head,
         )
-        GUARD_INTERVENTIONS.labels(kind="retention_gap", topic=tp.topic).inc()
         self.guard.log_start[tp] = start
 
     async def seek(self, partition: TP, offset: int) -> None:
@@ -352,15 +351,14 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
             if last is None or last[0] != position:
                 seen[tp] = (position, now)
             elif now - last[1] > self.stall_seconds:
-                log.warning(
+                _intervened(
+                    "unstall",
+                    tp,
                     "partition stalled at its committed offset; seeking back",
-                    topic=tp.topic,
-                    partition=tp.partition,
                     committed=position,
                     highwater=end,
                 )
                 seen[tp] = (position, now)
-                GUARD_INTERVENTIONS.labels(kind="unstall", topic=tp.topic).inc()
                 # faust drops a partition from its fetch set while its buffer is full and may
                 # never add it back after a rebalance; fetch it again unless faust paused it.
                 self._buffered_partitions.discard(tp)

@@ -43,6 +43,15 @@ def committed_and_ends(bootstrap: str, group: str, topics: list[str]) -> tuple[d
         consumer.close()
 
 
+def decided_reports(bootstrap: str, bus, wanted: set[str], timeout: float = 45) -> set[str]:
+    """Report ids with a routing decision, read until every one of ``wanted`` has one or time runs out."""
+
+    def ids(messages: list) -> set[str]:
+        return {RoutingDecision.model_validate_json(m.value).report_id for m in messages}
+
+    return ids(collect(bootstrap, [bus.decisions], done=lambda ms: ids(ms) >= wanted, timeout=timeout))
+
+
 @pytest.mark.parametrize("reset", [None, "latest"], ids=["reset-earliest", "reset-latest"])
 @pytest.mark.parametrize("window", ["flow", "generation"])
 def test_reports_dropped_before_the_first_commit_are_routed(
@@ -72,13 +81,7 @@ def test_reports_dropped_before_the_first_commit_are_routed(
     loader.join()
 
     wanted = {r.report_id for r in reports}
-    messages = collect(
-        kafka_bootstrap,
-        [bus.decisions],
-        done=lambda ms: {RoutingDecision.model_validate_json(m.value).report_id for m in ms} >= wanted,
-        timeout=45,
-    )
-    decided = {RoutingDecision.model_validate_json(m.value).report_id for m in messages}
+    decided = decided_reports(kafka_bootstrap, bus, wanted)
     committed, ends = committed_and_ends(kafka_bootstrap, bus.app_id("router"), bus.reports())
     dropped = sum(map(len, injected["dropped"].values()))
     shown = {f"{tp.topic.rsplit('.', 1)[-1]}:{tp.partition}": o for tp, o in sorted(committed.items())}
@@ -112,13 +115,7 @@ def test_reports_the_guard_handed_over_and_the_agent_never_got_are_fetched_again
     router = services("router", ["router", "handover"], service_env, program=HARNESS)
     injected = router.wait_for("fault injected", timeout=90)
     wanted = {r.report_id for r in reports}
-    messages = collect(
-        kafka_bootstrap,
-        [bus.decisions],
-        done=lambda ms: {RoutingDecision.model_validate_json(m.value).report_id for m in ms} >= wanted,
-        timeout=45,
-    )
-    decided = {RoutingDecision.model_validate_json(m.value).report_id for m in messages}
+    decided = decided_reports(kafka_bootstrap, bus, wanted)
     lines = router.lines()
     refetched = [x for x in lines if x.get("event") == "records handed to the agent never reached it; seeking back"]
     stalled = [x for x in lines if x.get("event") == "partition stalled at its committed offset; seeking back"]
