@@ -116,16 +116,45 @@ def test_reports_the_guard_handed_over_and_the_agent_never_got_are_fetched_again
     injected = router.wait_for("fault injected", timeout=90)
     wanted = {r.report_id for r in reports}
     decided = decided_reports(kafka_bootstrap, bus, wanted)
-    lines = router.lines()
+    print(f"\nhandover: dropped {injected['dropped']} decided={len(decided & wanted)}/{len(wanted)}")
+    assert wanted - decided == set(), f"{len(wanted - decided)} accepted reports never routed"
+    assert_fetched_again_at_once(router.lines(), injected)
+
+
+def assert_fetched_again_at_once(lines: list[dict], injected: dict) -> None:
+    """The guard's first hand-over line names the dropped partition and first offset; the watchdog never had to act."""
     refetched = [x for x in lines if x.get("event") == "records handed to the agent never reached it; seeking back"]
     stalled = [x for x in lines if x.get("event") == "partition stalled at its committed offset; seeking back"]
     ((where, offsets),) = injected["dropped"].items()
-    print(f"\nhandover: dropped {where} {offsets} decided={len(decided & wanted)}/{len(wanted)} refetched={refetched}")
-    assert wanted - decided == set(), f"{len(wanted - decided)} accepted reports never routed"
+    topic, partition = where.rsplit(":", 1)
     assert [(x["topic"], x["partition"], x["missing_from"]) for x in refetched[:1]] == [
-        (where.rsplit(":", 1)[0], int(where.rsplit(":", 1)[1]), offsets[0])
-    ]
+        (topic, int(partition), offsets[0])
+    ], f"no hand-over line for {where} from {offsets[0]}: {refetched}"
     assert stalled == [], "the watchdog had to repair it: the hand-over check did not see the drop"
+
+
+def test_decisions_the_guard_handed_over_and_the_tracker_never_got_are_fetched_again_at_once(
+    kafka_bootstrap, bus, services, service_env, rules_file
+):
+    """The same hand-over drop under the tracker: every decision gets its first status, at once."""
+    from datetime import UTC, datetime
+
+    from services.router.routing import route_report
+    from services.rules import load_rules
+
+    rules = load_rules(rules_file)
+    decisions = [route_report(rules, r, datetime.now(UTC)).decision for r in many_reports(90)]
+    produce(kafka_bootstrap, [(bus.decisions, d.report_id.encode(), d.model_dump_json().encode()) for d in decisions])
+    tracker = services("tracker", ["tracker", "handover"], service_env, program=HARNESS)
+    injected = tracker.wait_for("fault injected", timeout=90)
+    wanted = {d.report_id for d in decisions}
+    messages = collect(
+        kafka_bootstrap, [bus.status], done=lambda ms: {m.key.decode() for m in ms} >= wanted, timeout=45
+    )
+    tracked = {m.key.decode() for m in messages}
+    print(f"\ntracker handover: dropped {injected['dropped']} tracked={len(tracked & wanted)}/{len(wanted)}")
+    assert wanted - tracked == set(), f"{len(wanted - tracked)} decisions never taken in by the tracker"
+    assert_fetched_again_at_once(tracker.lines(), injected)
 
 
 @pytest.mark.parametrize("window", ["flow", "generation"])
