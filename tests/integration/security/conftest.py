@@ -2,7 +2,8 @@
 
 The broker runs on a free port pair in 19600-19700 with its run folder (data,
 certificates, secrets) in a temporary folder that is removed at the end. It is
-started once per test session, independently of the plain broker of `make test`.
+started once for this package, independently of the plain broker of `make test`, and stopped
+after its last test (kept to the session's end, it shared the cores with the rest of the suite).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _bindable(port: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secure_broker(tmp_path_factory) -> Iterator[SecureLocalBroker]:
     run_dir = tmp_path_factory.mktemp("secure-kafka")
     ports = list(PORTS)
@@ -59,7 +60,7 @@ def secure_broker(tmp_path_factory) -> Iterator[SecureLocalBroker]:
         shutil.rmtree(run_dir, ignore_errors=True)  # certificates and secrets go with it
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secure_bus(secure_broker, tmp_path_factory) -> SecureBus:
     """The bus's topics, every principal with a password, and the derived ACLs applied."""
     return make_bus(secure_broker, tmp_path_factory.mktemp("secure-bus"))
