@@ -137,6 +137,10 @@ def _status(report_id: str, source: Source, system: str, seq: int) -> bytes:
 def test_status_per_department_from_the_status_topic_and_resume(live, kafka_settings, topics):
     client = live(Source.school, outbox="ob-status")
     rid = post(client, submission(Source.school, "st-1"), Source.school).json()["report_id"]
+    # A report's statuses follow its publication (the router routes only what the relay sent).
+    # Written at once, they once arrived while the relay was still retrying its first send on a
+    # fresh topic (NotLeaderForPartitionError), and the view said published=False.
+    wait_until(lambda: client.get(f"/v1/reports/{rid}", headers=auth(Source.school)).json()["published"], 20)
     producer = clients.producer(kafka_settings)
     try:
         for seq in (1, 3, 2):  # out of order: the highest seq is kept
