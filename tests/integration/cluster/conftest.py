@@ -4,7 +4,7 @@ Not started by ``scripts/test.sh``: this fixture starts it on ports from
 ``CLUEBUS_TEST_BROKER_PORTS`` (six consecutive ports: three brokers, three controllers)
 under ``.run/test-cluster-<port>/`` and removes it at the end, so ``make test`` runs
 these tests next to the single broker everything else uses. Package scope, not session: kept
-to the end of the session, its six idle JVMs shared the two cores with the rest of the suite
+to the end of the session, its three idle JVMs shared the two cores with the rest of the suite
 (three quarters of it runs after these tests) and its shutdown was a 61 s teardown at the end.
 """
 
@@ -41,8 +41,8 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 # The shared fixtures of tests/integration (topics per test, service environments) read
-# these two; overriding both (not only the bootstrap) keeps the session-cached settings
-# of the single broker and of the cluster apart when one session runs both.
+# these two; overriding both (not only the bootstrap) keeps the cached settings of the
+# single broker (session) and of the cluster (this package) apart when one session runs both.
 @pytest.fixture(scope="package")
 def kafka_bootstrap(cluster: LocalCluster) -> str:
     return cluster.bootstrap
