@@ -150,6 +150,11 @@ def post_at_rate(
     return accepted, accepted_wall, errors, time.perf_counter() - t0
 
 
+def per_second(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each service's growth of a /proc counter (seconds) per second of ``seconds``."""
+    return {name: round((after[name] - before.get(name, 0.0)) / max(seconds, 1e-9), 2) for name in after}
+
+
 def measure(
     port: int, reader: PoliceReader, n: int, rate: float, procs: list[Any], wait_s: float = 30.0
 ) -> dict[str, Any]:
@@ -161,14 +166,9 @@ def measure(
     # and this load generator share its cores with the router.
     machine_cores_busy = (rt.machine_busy_seconds() - busy_before) / max(sending_s, 1e-9)
     cpu_after, waited_after = rt.cpu_seconds(procs), rt.runqueue_wait_seconds(procs)
-    cores_busy = {
-        name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / max(sending_s, 1e-9), 2) for name in cpu_after
-    }
+    cores_busy = per_second(cpu_before, cpu_after, sending_s)
     # Seconds per second that a service's threads were ready to run and found no free core.
-    waiting = {
-        name: round((waited_after[name] - waited_before.get(name, 0.0)) / max(sending_s, 1e-9), 2)
-        for name in waited_after
-    }
+    waiting = per_second(waited_before, waited_after, sending_s)
     ids = list(accepted)
     deadline = time.monotonic() + wait_s
     while reader.count(ids) < len(ids) and time.monotonic() < deadline:
