@@ -238,7 +238,7 @@ def _options(table: BaseModel) -> str:
     for name, value in table:
         if value is None:
             continue
-        key = table.model_fields[name].alias or name
+        key = type(table).model_fields[name].alias or name
         parts.append(f"{key} {_values(value) if not isinstance(value, BaseModel) else _options(value)}")
     return "; ".join(parts)
 
