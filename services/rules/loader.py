@@ -252,8 +252,15 @@ class CompiledRules:
         roles = frozenset(s["role"] for s in report_json["subjects"])
         granting = self.grants.granting_routes(result.matched_paths)
         planned = []
+        # Recipients that share clocks and a calendar share due times: a report's 7.5 recipients
+        # (shipped rules) need 2-3 of them. Every referral of a plan may hold the same dict.
+        due_by: dict[tuple[int, int], dict[str, datetime]] = {}
         for r in result.recipients:
             anonymise = refused and r.department != self.police
+            clocks, calendar = self.clocks(r.department, result.priority), self.calendar(r.department, result.priority)
+            due = due_by.get((id(clocks), id(calendar)))
+            if due is None:
+                due = due_by[id(clocks), id(calendar)] = due_times(routed_at, clocks, calendar)
             disclosure = self.grants.copy_for(r.department, r.role, granting, source, roles, anonymise)
             planned.append(
                 PlannedReferral(
@@ -261,7 +268,7 @@ class CompiledRules:
                     role=r.role,
                     priority=result.priority,
                     rule_path=r.rule_path,
-                    due=self.due(r.department, result.priority, routed_at),
+                    due=due,
                     case_owner_required=r.case_owner_required,
                     anonymised=anonymise,
                     copy=disclosure.apply(report_json),
