@@ -6,6 +6,7 @@ Runs, one after another (each as its own process, so none disturbs another's
 figures): kafka_baseline.py, router_throughput.py (the router alone and with the
 tracker, alternating), e2e_latency.py (its light and 70% loads taken from the
 router figure just measured, tracker on), router_scaling.py (1 and 2 workers),
+router_floor.py (what faust and the router's sends cost per report before its own code),
 and, with small sizes, the earlier adapter_intake.py, rules_scale.py and
 tracker_scale.py.
 The new benchmarks write bench/results/<name>.json; the small runs of the
@@ -47,6 +48,11 @@ def parts(args: argparse.Namespace) -> list[tuple[str, list[str], Path]]:
             "router_scaling",
             ["--workers", "1,2", "--reports", str(args.reports), "--rounds", str(args.rounds), *boot],
             RESULTS / "router_scaling.json",
+        ),
+        (
+            "router_floor",
+            ["--reports", str(args.reports), "--rounds", str(args.rounds), *boot],
+            RESULTS / "router_floor.json",
         ),
         (
             "adapter_intake",
@@ -186,6 +192,28 @@ def rows_for(name: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]
                 "—",
             )
             for row in data["curve"]
+        ]
+    if name == "router_floor":
+        cpu, code, loop = (
+            data["cpu_ms_per_report_median"],
+            data["router_code_us_in_process"],
+            data["router_code_us_tight_loop"],
+        )
+        return [
+            (
+                name,
+                f"CPU per report: agent that only receives {cpu['receive']} ms; + the router's sends "
+                f"{cpu['send']} ms; + parse and encode {cpu['route']} ms; the router {cpu['router']} ms",
+                f"router <= {data['target_router_cpu_ms_per_report']} ms",
+                yes(cpu["router"] <= data["target_router_cpu_ms_per_report"]),
+            ),
+            (
+                name,
+                f"parse_report + encode_report: {code['parse_and_encode_us']} us per report in the agent, "
+                f"{loop['parse_and_encode_us']} us in a tight loop (parse {code['parse_us']} / {loop['parse_us']} us)",
+                "—",
+                "—",
+            ),
         ]
     if name == "adapter_intake":
         rows = [
