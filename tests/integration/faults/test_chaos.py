@@ -99,6 +99,19 @@ class Senders:
             time.sleep(0.5)
 
 
+def records_held(bootstrap: str, topics: list[str]) -> int:
+    """How many records the topics hold, from their offsets (no record read)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_chaos_every_accepted_report_is_decided_and_delivered(
@@ -233,7 +246,12 @@ def test_chaos_every_accepted_report_is_decided_and_delivered(
         assert senders.retry == [], "every post was answered with a 202 in the end"
         assert len(accepted) > 300 and events.count("kill-while-starting") == 3
         assert lost_reports == set(), f"{len(lost_reports)} accepted reports were never routed"
-        assert lost_referrals == set(), f"{len(lost_referrals)} referrals of decided reports never delivered"
+        # Lost, or not read? (A CI run once read none of 4,679 referrals that were all on the topics:
+        # the survivor was seeking in a loop, services/common/streams/guard.py.)
+        assert lost_referrals == set(), (
+            f"{len(lost_referrals)} referrals of decided reports not read; the referral topics hold "
+            f"{records_held(broker.bootstrap, referral_topics)} records; survivor: {final.tail(5)}"
+        )
     finally:
         for service in reversed(started):  # before their broker goes, so they stop cleanly
             service.stop(timeout=20)
