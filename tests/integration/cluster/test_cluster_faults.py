@@ -10,6 +10,7 @@ Timings are what the scenario does, never what it asserts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -43,14 +44,19 @@ LEADER_MOVE_LIMIT_S = 30.0  # from the kill: far past the 9 s session timeout
 
 
 def moved_leaders(bootstrap: str, topics: list[str], victim: int) -> set[int]:
-    """The topics' partition leaders once none is ``victim``, or as they are at the limit.
+    """The topics' partition leaders once none is ``victim``, or as they are at the limit."""
+    return off_the_victim(lambda: {p["leader_id"] for p in partitions(bootstrap, topics)}, victim)
+
+
+def off_the_victim(read: Callable[[], set[int]], victim: int) -> set[int]:
+    """``read()`` (leader ids) once none is ``victim`` and each is known, or as it is at the limit.
 
     Not ``wait_until``: on a timeout the test must still restart the victim and tally the load
     before it fails, or the session's cluster would stay a node short for the tests after it.
     """
     deadline = time.monotonic() + LEADER_MOVE_LIMIT_S - OUTAGE_S
     while True:
-        leaders = {p["leader_id"] for p in partitions(bootstrap, topics)}
+        leaders = read()
         if (victim not in leaders and all(x is not None and x >= 0 for x in leaders)) or time.monotonic() > deadline:
             return leaders
         time.sleep(0.5)
@@ -99,13 +105,21 @@ def test_kill_9_the_broker_coordinating_the_router_group(cluster, cluster_bus, b
     victim = group_coordinator(cluster.bootstrap, bus.app_id("router"))
     with Load(bus_.urls, RATE, "coordinator") as load:
         time.sleep(BEFORE_S)
+        killed = time.monotonic()
         cluster.node(victim).kill()
         time.sleep(OUTAGE_S)
-        moved_to = group_coordinator(cluster.bootstrap, bus.app_id("router"))
+        # Like the report partitions' leaders above, the group's partition of __consumer_offsets
+        # moves once the controller has seen the victim's session expire; on a loaded machine
+        # that can be after OUTAGE_S (seen once in a clean-clone CI run: still on the victim).
+        (moved_to,) = off_the_victim(lambda: {group_coordinator(cluster.bootstrap, bus.app_id("router"))}, victim)
+        moved_s = time.monotonic() - killed
         rejoin = timed(cluster.start_nodes, victim)
         time.sleep(AFTER_S)
     tally = bus_.finish(f"kill -9 node {victim} (router group coordinator)", load)
-    note(f"node {victim} down {OUTAGE_S:.0f}s, rejoined {rejoin:.1f}s after its start; group moved to node {moved_to}")
+    note(
+        f"node {victim} down, the group moved to node {moved_to} {moved_s:.1f}s after the kill, "
+        f"rejoined {rejoin:.1f}s after its start"
+    )
     assert moved_to != victim, "the group moved to another coordinator"
     assert tally.accepted == tally.sent
     assert_nothing_lost(tally)
