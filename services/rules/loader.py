@@ -258,9 +258,10 @@ class CompiledRules:
         for r in result.recipients:
             anonymise = refused and r.department != self.police
             clocks, calendar = self.clocks(r.department, result.priority), self.calendar(r.department, result.priority)
-            due = due_by.get((id(clocks), id(calendar)))
+            key = (id(clocks), id(calendar))
+            due = due_by.get(key)
             if due is None:
-                due = due_by[id(clocks), id(calendar)] = due_times(routed_at, clocks, calendar)
+                due = due_by[key] = due_times(routed_at, clocks, calendar)
             disclosure = self.grants.copy_for(r.department, r.role, granting, source, roles, anonymise)
             planned.append(
                 PlannedReferral(
