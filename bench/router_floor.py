@@ -24,7 +24,7 @@ of run take turns on a fresh, warmed bus (the same warm-up and pre-load as
 Beside them, the same ``parse_report`` + ``encode_report`` in a tight loop in this process over
 as many fresh reports: what a micro-benchmark of the router's code shows.
 
-CPU of the worker process (all its threads) from /proc, from the first report it handles to
+CPU of the worker process (all its threads, ``time.process_time``), from the first report it handles to
 the last one's outputs flushed, divided by the reports it handled; the floor workers handle
 the warm-up's reports too (their group is new), all of the same kinds. Writes
 ``bench/results/router_floor.json``.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -65,13 +64,17 @@ def outputs_per_source(names: Any) -> dict[str, list[list[tuple[str, bytes]]]]:
     out: dict[str, list[list[tuple[str, bytes]]]] = {}
     for data in load_examples("v1", "reports").values():
         report = parse_report(json.dumps(data))
-        encoded = encode_report(rules, report, now)
-        records = [
-            (rules.referral_topic(p.department, names), value)
-            for p, value in zip(encoded.plan.referrals, encoded.referrals, strict=True)
-        ]
-        out.setdefault(report.source.value, []).append([*records, (names.decisions, encoded.decision)])
+        out.setdefault(report.source.value, []).append(router_records(rules, names, encode_report(rules, report, now)))
     return out
+
+
+def router_records(rules: Any, names: Any, encoded: Any) -> list[tuple[str, bytes]]:
+    """The (topic, value) records the router sends for one encoded report: its referrals, then its decision."""
+    records = [
+        (rules.referral_topic(p.department, names), value)
+        for p, value in zip(encoded.plan.referrals, encoded.referrals, strict=True)
+    ]
+    return [*records, (names.decisions, encoded.decision)]
 
 
 def worker(mode: str, expected: int, result_path: Path) -> None:
@@ -112,7 +115,7 @@ def worker(mode: str, expected: int, result_path: Path) -> None:
     @guarded_agent(app, topics.reports, name="floor", on_error=on_error)
     async def handle(event: Any) -> None:
         if state["first_cpu"] is None:
-            state["first_cpu"], state["first_wall"] = rt_cpu(), time.monotonic()
+            state["first_cpu"], state["first_wall"] = time.process_time(), time.monotonic()
         message = event.message
         if mode == "route":
             t0 = time.thread_time()  # this thread's CPU: the router's own code, in the process
@@ -120,11 +123,7 @@ def worker(mode: str, expected: int, result_path: Path) -> None:
             state["parse_thread_s"] += time.thread_time() - t0
             encoded = encode_report(rules, report, datetime.now(UTC))
             state["compute_thread_s"] += time.thread_time() - t0
-            records = [
-                (rules.referral_topic(p.department, topic_settings.names), value)
-                for p, value in zip(encoded.plan.referrals, encoded.referrals, strict=True)
-            ]
-            records.append((topic_settings.names.decisions, encoded.decision))
+            records = router_records(rules, topic_settings.names, encoded)
             for topic, value in records:
                 (await topics.send(topic, message.key, value)).add_done_callback(delivered)
                 state["bytes"] += len(value)
@@ -143,17 +142,11 @@ def worker(mode: str, expected: int, result_path: Path) -> None:
         state["handled"] += 1
         if state["handled"] == expected:
             await app.producer.flush()
-            cpu, wall = rt_cpu() - state["first_cpu"], time.monotonic() - state["first_wall"]
+            cpu, wall = time.process_time() - state["first_cpu"], time.monotonic() - state["first_wall"]
             result = {"mode": mode, "handled": expected, "cpu_s": cpu, "wall_s": wall, **state}
             result_path.write_text(json.dumps(result, default=str))
 
     run_worker(app, service=f"floor-{mode}", log_level="warning", log_format="json")
-
-
-def rt_cpu() -> float:
-    """User + system CPU seconds of this process so far, all threads (from /proc, as the driver reads services)."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the driver ------------------------------------------------------------------------------
