@@ -91,7 +91,8 @@ def worker(mode: str, expected: int, result_path: Path) -> None:
 
     rules = load_rules(rt.RULES_FILE)
     kafka, topic_settings = cfg.load(cfg.KafkaSettings), cfg.load(cfg.TopicSettings)
-    app = make_app(f"floor-{mode}", kafka, topic_settings)
+    state_dir = cfg.load(cfg.ServiceSettings).state_dir  # the run's own, not the working directory
+    app = make_app(f"floor-{mode}", kafka, topic_settings, data_dir=state_dir / f"floor-{mode}")
     topics = RouterTopics(app, topic_settings.names)
     seen = app.Table("floor-seen", default=None, key_type=bytes, value_type=bytes, use_partitioner=True)
     outputs = outputs_per_source(topic_settings.names)

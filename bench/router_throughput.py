@@ -21,7 +21,7 @@ passthrough over max(N, 20,000) 1 KB events.
 
 With ``--profile separate`` it then repeats a run (alone, or with the tracker given
 ``--profile-tracker``) on another fresh prefix with ``py-spy record --nonblocking``
-attached to the router and keeps the top functions by cumulative and by own time
+attached to the router (or, with ``--profile-process tracker``, to the tracker) and keeps the top functions by cumulative and by own time
 ("where the time goes"). Writes ``bench/results/router_throughput.json``.
 """
 
@@ -198,8 +198,15 @@ def warm_up(bootstrap: str, tracker: bool, work: Path, reports: int = WARMUP_REP
 
 
 def run_router(
-    bootstrap: str, n: int, tracker: bool, work: Path, profile_to: Path | None = None, timeout: float = 180.0
+    bootstrap: str,
+    n: int,
+    tracker: bool,
+    work: Path,
+    profile_to: Path | None = None,
+    timeout: float = 180.0,
+    spy_on: str = "router",
 ) -> dict[str, Any]:
+    """One timed run; with ``profile_to``, py-spy records the ``spy_on`` process ("router" or "tracker")."""
     prefix, names, expected, total, value_bytes = preload(bootstrap, n, warm_up(bootstrap, tracker, work))
     env = service_env(bootstrap, prefix, work / prefix / "state")
     logs = work / prefix / "logs"
@@ -209,11 +216,13 @@ def run_router(
     procs = []
     spy = None
     try:
-        if tracker:
-            procs.append(start("tracker", ["tracker", "--metrics-port", "0"], env, logs))
+        tracker_proc = start("tracker", ["tracker", "--metrics-port", "0"], env, logs) if tracker else None
+        if tracker_proc is not None:
+            procs.append(tracker_proc)
         launched = time.monotonic()
         router = start("router", ["router", "--metrics-port", "0"], env, logs)
         procs.append(router)
+        spied = tracker_proc if spy_on == "tracker" and tracker_proc is not None else router
         first = None
         seen = 0
         cpu_at_first: dict[str, float] = {}
@@ -231,7 +240,7 @@ def run_router(
                             str(PYSPY),
                             "record",
                             "--pid",
-                            str(router.pid),
+                            str(spied.pid),
                             "--nonblocking",
                             "--rate",
                             "100",
@@ -403,6 +412,12 @@ def main() -> None:
     parser.add_argument("--profile", choices=("separate", "off"), default="separate")
     parser.add_argument("--profile-reports", type=int, default=None, help="default: --reports")
     parser.add_argument("--profile-tracker", action="store_true", help="profile a run with the tracker beside it")
+    parser.add_argument(
+        "--profile-process",
+        choices=("router", "tracker"),
+        default="router",
+        help="the process py-spy records (tracker: implies --profile-tracker)",
+    )
     parser.add_argument("--bootstrap", default=kb.DEFAULT_BOOTSTRAP)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -426,13 +441,16 @@ def main() -> None:
         profile = {"status": "impossible: py-spy is not installed in .venv"}
     else:
         raw = work / "router-profile.txt"
-        profiled = run_router(args.bootstrap, args.profile_reports or args.reports, args.profile_tracker, work, raw)
+        with_tracker = args.profile_tracker or args.profile_process == "tracker"
+        profiled = run_router(
+            args.bootstrap, args.profile_reports or args.reports, with_tracker, work, raw, spy_on=args.profile_process
+        )
         if raw.exists() and raw.stat().st_size:
             profile = {
                 "status": "ok",
-                "tool": "py-spy record --nonblocking --rate 100 (router process)",
+                "tool": f"py-spy record --nonblocking --rate 100 ({args.profile_process} process)",
                 "note": "attached at the first referral until all were out; idle samples excluded; "
-                + ("tracker running" if args.profile_tracker else "router alone"),
+                + ("tracker running" if with_tracker else "router alone"),
                 "run": {k: profiled[k] for k in ("reports", "seconds", "reports_per_s", "complete", "tracker")},
                 **top_functions(raw),
             }
