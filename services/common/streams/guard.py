@@ -25,7 +25,9 @@ processed: the committed offset, or, for a partition with no committed offset, t
 still in the log as the broker reports it (never the first offset that happened to be fetched,
 and whatever ``auto_offset_reset`` says) -- and
 
-* accepts an acknowledgement only for an event an agent really received (``guarded_agent``);
+* accepts an acknowledgement only for an event an agent really received (``guarded_agent``),
+  and for one whose agent deferred it (``defer_ack``: the tracker, until the input's outputs
+  and state are safe) only when that agent gives it (``ack_deferred``);
 * after every ``perform_seek()`` (each rebalance's recovery, and each batch faust drops) seeks
   every partition whose committed offset is missing, or below the log start, to the log start;
 * treats any jump in fetched offsets -- between two records, or between the head and the first
@@ -102,6 +104,9 @@ class GuardState:
     """What the guard knows of the partitions of guarded topics this worker is assigned."""
 
     handled: set[tuple[TP, int]] = field(default_factory=set)  # delivered to an agent, not yet acked
+    # Received by an agent that acknowledges them itself, later (``defer_ack``): faust's own
+    # acknowledgement at the end of the handler is refused for these.
+    deferred: set[tuple[TP, int]] = field(default_factory=set)
     next_expected: dict[TP, int] = field(default_factory=dict)  # next offset due from the fetch, since a seek
     log_start: dict[TP, int] = field(default_factory=dict)  # first offset in the log, as the broker said
     head_seen: dict[TP, tuple[int, float]] = field(default_factory=dict)  # watchdog: (head, first seen)
@@ -122,6 +127,7 @@ class GuardState:
         self.log_start.pop(tp, None)
         self.head_seen.pop(tp, None)
         self.handled = {key for key in self.handled if key[0] != tp}
+        self.deferred = {key for key in self.deferred if key[0] != tp}
 
 
 class SafeAckConsumer(faust_aiokafka.Consumer):
@@ -200,11 +206,31 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
         if self.guard.watchdog is None:
             self.guard.watchdog = asyncio.ensure_future(self._watch_stalls())
 
+    def defer_ack(self, message: Any) -> None:
+        """The agent acknowledges ``message`` itself, with ``ack_deferred``, once its effects are safe.
+
+        Until then no commit covers its offset: faust's acknowledgement when the handler returns
+        is refused, and the commits stop at it (the tracker stores a report's state only after
+        its outputs are acknowledged, and acknowledges the input after that).
+        """
+        key = (message.tp, message.offset)
+        self.guard.handled.discard(key)
+        self.guard.deferred.add(key)
+
+    def ack_deferred(self, message: Any) -> bool:
+        """Acknowledge a message whose acknowledgement was deferred (see ``defer_ack``)."""
+        key = (message.tp, message.offset)
+        self.guard.deferred.discard(key)
+        self.guard.handled.add(key)
+        return self.ack(message)
+
     def ack(self, message: Any) -> bool:
         if message.topic not in self.guarded_topics:
             return super().ack(message)
         handled = self.guard.handled
         key = (message.tp, message.offset)
+        if key in self.guard.deferred:
+            return False  # the agent acknowledges it itself, later
         if key not in handled:
             log.debug(
                 "ack refused for an event no agent received",

@@ -68,3 +68,34 @@ def test_unguarded_topics_keep_fausts_arithmetic(consumer):
     consumer._acked[other] = [0, 1]
     consumer._acked_index[other] = {0, 1}
     assert consumer._new_offset(other) == 2
+
+
+class Message:
+    """What the guard and faust's ``ack`` read of a consumed record."""
+
+    def __init__(self, offset: int) -> None:
+        self.tp, self.topic, self.partition, self.offset, self.acked = tp, TOPIC, 0, offset, False
+
+
+def test_a_deferred_acknowledgement_holds_the_commit_until_the_agent_gives_it(consumer):
+    # The tracker defers an input's acknowledgement until its outputs and new state are safe
+    # (services/tracker/pending.py): faust's own ack when the handler returns must not count.
+    consumer.app.topics._acking_topics.add(TOPIC)
+    consumer._committed_offset[tp] = 0
+    first, second = Message(0), Message(1)
+    for message in (first, second):
+        consumer.mark_handled(message)
+    consumer.defer_ack(first)
+    assert consumer.ack(first) is False  # faust's, as the handler returns: refused
+    assert consumer.ack(second) is True
+    assert consumer._new_offset(tp) is None  # offset 0 is not acknowledged: nothing may be committed
+    assert consumer.ack_deferred(first) is True
+    assert consumer._new_offset(tp) == 2
+    assert consumer.ack(first) is False  # a late ack of faust's changes nothing
+    assert not consumer.guard.deferred and not consumer.guard.handled
+
+
+def test_a_deferred_acknowledgement_of_a_revoked_partition_is_forgotten(consumer):
+    consumer.guard.deferred.add((tp, 0))
+    consumer.guard.forget(tp)
+    assert not consumer.guard.deferred
