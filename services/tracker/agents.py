@@ -2,16 +2,17 @@
 
 The agent takes routing decisions, acknowledgements and clock ticks for a
 report one at a time (all three topics are keyed by report id and
-co-partitioned). For each it sends the outputs (escalations, status, dead
-letters), waits for the broker to acknowledge them, and only then stores the
-new state: a crash can repeat an escalation (same deterministic id), never
-lose one. The clock never touches the table: it finds due reports in the
-index and sends a tick, which the agent handles like any other input.
+co-partitioned). For each it hands the outputs (escalations, status, dead
+letters) to the producer and goes on; the new state is stored, and the input
+acknowledged, only once the broker has acknowledged them, in each report's
+input order (``services/tracker/pending.py``): a crash can repeat an
+escalation (same deterministic id), never lose one. The clock never touches
+the table: it finds due reports in the index and sends a tick, which the
+agent handles like any other input.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +21,12 @@ from pydantic import ValidationError
 
 from schemas import Ack, DeadLetter, RoutingDecision, Tick, dump_event
 from services.common.logging import get_logger
-from services.common.streams.guard import guarded_agent
+from services.common.streams.guard import guarded_agent, refresh_changelog_metadata
 from services.deadletter.letters import dead_letter, describe_error
 from services.tracker import codec
 from services.tracker.index import TrackerIndex
 from services.tracker.metrics import TrackerMetrics
+from services.tracker.pending import PendingStates, Record
 from services.tracker.state import Outcome, Rejection, Tracker
 from services.tracker.topics import TrackerTopics
 
@@ -34,10 +36,23 @@ SERVICE = "tracker"
 
 def register(
     app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex, metrics: TrackerMetrics
-) -> None:
+) -> PendingStates:
     names = topics.names
 
-    async def send_dead_letter(letter: DeadLetter, reason: str) -> Any:
+    def delete_state(key: bytes) -> None:
+        if table.get(key) is not None:
+            del table[key]
+
+    pending = PendingStates(
+        send=topics.send,
+        write=table.__setitem__,
+        delete=delete_state,
+        defer_ack=lambda message: app.consumer.defer_ack(message),
+        ack=lambda message: app.consumer.ack_deferred(message),
+        before_rewrite=lambda: refresh_changelog_metadata(app),
+    )
+
+    def dead_letter_record(letter: DeadLetter, reason: str) -> Record:
         metrics.dead_letters.labels(reason=reason).inc()
         log.warning(
             "input dead-lettered",
@@ -47,7 +62,7 @@ def register(
             offset=letter.offset,
             dead_letter_id=letter.dead_letter_id,
         )
-        return await topics.deadletter.send(key=None, value=dump_event(letter))
+        return (names.deadletter, None, dump_event(letter))
 
     def letter_for(message: Any, rejection: Rejection) -> DeadLetter:
         if rejection.topic is None:
@@ -68,7 +83,7 @@ def register(
         letter = dead_letter(SERVICE, message, exc, cause="internal" if reason == "internal_error" else "input")
         if reason.startswith("invalid_ack") or message.topic == names.acks:
             metrics.acks_rejected.labels(reason=reason).inc()
-        await asyncio.gather(await send_dead_letter(letter, reason))
+        await (await topics.send(*dead_letter_record(letter, reason)))
 
     async def handle(event: Any) -> None:
         message = event.message
@@ -76,7 +91,10 @@ def register(
         if key is None:
             await reject_input(message, "key_missing", "message has no key (it must be the report_id)")
             return
-        raw_state = table.get(key)
+        await pending.ready(key)
+        waiting, raw_state = pending.latest(key)  # a state whose outputs are on their way
+        if not waiting:
+            raw_state = table.get(key)
         track = codec.decode(raw_state) if raw_state is not None else None
         departments = list(track.refs) if track is not None else []
 
@@ -105,12 +123,14 @@ def register(
 
         if out.track is not None and out.track.partition < 0:
             out.track.partition = message.partition
-        await emit(message, key, out)
+        records = outputs(message, key, out)
+        futures = [await topics.send(topic, k, value) for topic, k, value in records]
         if out.delete:
-            if raw_state is not None:
-                del table[key]
+            state, write = None, raw_state is not None
         elif out.changed and out.track is not None:
-            table[key] = codec.encode(out.track)
+            state, write = codec.encode(out.track), True
+        else:
+            state, write = raw_state, False
         metrics.apply(out.observations)
         kept = None if out.delete else out.track
         index.apply(
@@ -119,11 +139,13 @@ def register(
             departments + (list(kept.refs) if kept else []),
             None if kept is None else (out.next_check if out.next_check is not None else tracker.next_check(kept)),
         )
+        # The new state is written, and the input acknowledged, once these outputs are in.
+        await pending.hold(key, message, records, futures, state, write)
 
-    async def emit(message: Any, key: bytes, out: Outcome) -> None:
-        deliveries = []
+    def outputs(message: Any, key: bytes, out: Outcome) -> tuple[Record, ...]:
+        records: list[Record] = []
         for escalation in out.escalations:
-            deliveries.append(await topics.escalations.send(key=key, value=dump_event(escalation)))
+            records.append((names.escalations, key, dump_event(escalation)))
             log.info(
                 "referral escalated",
                 report_id=escalation.report_id,
@@ -135,12 +157,11 @@ def register(
                 cause=escalation.reason.value,
             )
         if out.status is not None:
-            deliveries.append(await topics.status.send(key=key, value=dump_event(out.status)))
+            records.append((names.status, key, dump_event(out.status)))
         for rejection in out.rejections:
             metrics.acks_rejected.labels(reason=rejection.reason).inc()
-            deliveries.append(await send_dead_letter(letter_for(message, rejection), rejection.reason))
-        if deliveries:
-            await asyncio.gather(*deliveries)
+            records.append(dead_letter_record(letter_for(message, rejection), rejection.reason))
+        return tuple(records)
 
     async def on_error(event: Any, exc: Exception) -> None:  # one bad input never stops the tracker
         log.exception(
@@ -153,6 +174,7 @@ def register(
         await reject_input(event.message, "internal_error", f"{error_type}: {error}")
 
     guarded_agent(app, topics.inputs, name="track-referrals", on_error=on_error)(handle)
+    return pending
 
 
 def register_clock(
@@ -188,4 +210,4 @@ def register_clock(
         for key in index.due.pop_due(now):
             index.ticking[key] = now
             tick = Tick(report_id=key.decode(), at=datetime.fromtimestamp(now, UTC))
-            await topics.ticks.send(key=key, value=dump_event(tick))
+            await topics.send(names.tracker_ticks, key, dump_event(tick))

@@ -253,3 +253,16 @@ def collect_as(settings: Any, topic: str, done: Callable[[list[bytes]], bool], t
     finally:
         consumer.close()
     return values
+
+
+def records_held(bootstrap: str, topics: list[str]) -> int:
+    """How many records the topics hold, from their offsets (no record read)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
+    finally:
+        consumer.close()

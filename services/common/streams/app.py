@@ -46,6 +46,17 @@ class BusTopic(faust.Topic):
         return await super()._get_producer()
 
 
+async def send_record(app: Any, topic: str, key: bytes | None, value: bytes) -> Any:
+    """Queue one record of bytes on the app's producer; the future resolves when the broker has it.
+
+    Straight to faust's producer: faust's ``Topic.send`` wraps every record in a
+    ``FutureMessage`` and a ``PendingMessage``, runs its sensors and adds a callback of its own
+    before it reaches the same producer call: 40% of the cost of a send in the router's profile,
+    for nothing the services use. Keys and values are bytes already.
+    """
+    return await app.producer.send(topic, key, value, None, None, None)
+
+
 class KeyHashPartitioner:
     """aiokafka's default choice of partition (murmur2 of the key), hashing each key once.
 

@@ -36,7 +36,7 @@ from services.common.settings import KafkaSettings
 from services.common.topic_admin import ensure_topics, topic_specs
 from services.rules import load_rules
 
-from ..support import REPO, adapter_env, collect, free_port, free_port_pair, wait_healthy
+from ..support import REPO, adapter_env, collect, free_port, free_port_pair, records_held, wait_healthy
 
 HARNESS = [sys.executable, "-m", "tests.integration.router.drop_harness"]
 SOURCES = [s.value for s in Source]
@@ -97,19 +97,6 @@ class Senders:
             for item in again:
                 self.post(*item)
             time.sleep(0.5)
-
-
-def records_held(bootstrap: str, topics: list[str]) -> int:
-    """How many records the topics hold, from their offsets (no record read)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
-        return sum(ends[tp] - starts[tp] for tp in tps)
-    finally:
-        consumer.close()
 
 
 @pytest.mark.slow
