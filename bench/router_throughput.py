@@ -21,8 +21,9 @@ passthrough over max(N, 20,000) 1 KB events.
 
 With ``--profile separate`` it then repeats a run (alone, or with the tracker given
 ``--profile-tracker``) on another fresh prefix with ``py-spy record --nonblocking``
-attached to the router (or, with ``--profile-process tracker``, to the tracker) and keeps the top functions by cumulative and by own time
-("where the time goes"). Writes ``bench/results/router_throughput.json``.
+attached to the router (or, with ``--profile-process tracker``, to the tracker) and keeps
+the top functions by cumulative and by own time ("where the time goes"; ``--profile-raw``
+keeps the collapsed stacks). Writes ``bench/results/router_throughput.json``.
 """
 
 from __future__ import annotations
@@ -418,6 +419,7 @@ def main() -> None:
         default="router",
         help="the process py-spy records (tracker: implies --profile-tracker)",
     )
+    parser.add_argument("--profile-raw", type=Path, default=None, help="keep py-spy's collapsed stacks here")
     parser.add_argument("--bootstrap", default=kb.DEFAULT_BOOTSTRAP)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -488,6 +490,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.profile_raw is not None and (work / "router-profile.txt").exists():
+        shutil.copyfile(work / "router-profile.txt", args.profile_raw)
     shutil.rmtree(work, ignore_errors=True)
     for label, r in (("router alone", alone), ("router, tracker on", result)):
         print(

@@ -308,7 +308,6 @@ class Tracker:
         track.seq += 1
         out.changed = True
         out.status = self.status(track, now)
-        out.next_check = self.next_check(track)
 
     def status(self, track: ReportTrack, now: float) -> ReportStatus:
         return ReportStatus(
