@@ -173,12 +173,24 @@ def register(
         error_type, error = describe_error(exc)
         await reject_input(event.message, "internal_error", f"{error_type}: {error}")
 
+    async def on_revoked(_app: Any, revoked: set[Any], **_: Any) -> None:
+        dropped = pending.forget({tp.partition for tp in revoked if tp.topic in topics.inputs.topics})
+        if dropped:
+            log.warning("inputs still waiting for their outputs dropped at a rebalance", inputs=dropped)
+
+    app.on_partitions_revoked.connect(on_revoked)
     guarded_agent(app, topics.inputs, name="track-referrals", on_error=on_error)(handle)
     return pending
 
 
 def register_clock(
-    app: Any, topics: TrackerTopics, table: Any, tracker: Tracker, index: TrackerIndex, interval: float
+    app: Any,
+    topics: TrackerTopics,
+    table: Any,
+    pending: PendingStates,
+    tracker: Tracker,
+    index: TrackerIndex,
+    interval: float,
 ) -> None:
     names = topics.names
 
@@ -194,7 +206,7 @@ def register_clock(
             return
         if partitions != index.partitions:
             started = time.perf_counter()
-            count = index.rebuild(table.items(), partitions, tracker)
+            count = index.rebuild(pending.overlay(table.items()), partitions, tracker)
             log.info(
                 "tracker index rebuilt",
                 partitions=sorted(partitions),

@@ -45,8 +45,8 @@ def create_tracker(
     )
     index = TrackerIndex()
     metrics = TrackerMetrics()
-    agents.register(app, topics, table, tracker, index, metrics)
-    agents.register_clock(app, topics, table, tracker, index, settings.tick_interval_s)
+    pending = agents.register(app, topics, table, tracker, index, metrics)
+    agents.register_clock(app, topics, table, pending, tracker, index, settings.tick_interval_s)
 
     # Until the index is built for this worker's partitions, gauges stay empty, not wrong.
     outstanding = OutstandingCollector(lambda: index.outstanding if index.partitions is not None else None)

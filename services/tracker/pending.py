@@ -23,7 +23,8 @@ Here the outputs go to the producer and the agent goes on. What waits is the inp
   the latest), after each of ``RESEND_PAUSES_S`` and then every 30 s, for as long as it takes:
   the input's offset stays unacknowledged, so no commit passes it and a crash replays it.
   Inputs of that report wait for it (``ready``); others go on;
-* at most ``limit`` inputs wait here; the agent waits for room beyond that.
+* at most ``limit`` inputs wait here; the agent waits for room beyond that;
+* what still waits when its partition is revoked is dropped, unwritten (``forget``).
 
 Process-local, but only a cache of what is not durable yet: a crash loses it together with the
 inputs whose offsets were not committed, and replaying them rebuilds it.
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -108,6 +109,44 @@ class PendingStates:
         if key in self._latest:
             return True, self._latest[key]
         return False, None
+
+    def overlay(self, items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        """The table's ``(key, state)`` items as they will be: waiting states instead, deleted ones left out.
+
+        What the clock's index is rebuilt from: the table alone lags by the states still waiting here.
+        """
+        latest = self._latest
+        for key, raw in items:
+            if key not in latest:
+                yield key, raw
+        for key, raw in list(latest.items()):
+            if raw is not None:
+                yield key, raw
+
+    def forget(self, partitions: Iterable[int]) -> int:
+        """Drop what still waits for inputs of ``partitions`` (revoked); how many inputs.
+
+        faust waits for every unacknowledged input and flushes the producer before it hands a
+        partition on, so this is only ever what could not be delivered in time. Their offsets
+        were never committed: the partition's next owner handles them again from the changelog's
+        state, which a late write of an old state from here must not overwrite.
+        """
+        gone = set(partitions)
+        dropped = 0
+        for key, queue in list(self._queues.items()):
+            if queue[0].message.partition not in gone:
+                continue  # a report's inputs are all on one partition number (co-partitioned topics)
+            dropped += len(queue)
+            del self._queues[key]
+            del self._latest[key]
+            for tasks in (self._resending, self._rewriting):
+                task = tasks.pop(key, None)
+                if task is not None:
+                    task.cancel()
+        self._waiting -= dropped
+        if self._waiting < self._limit:
+            self._room.set()
+        return dropped
 
     async def ready(self, key: bytes) -> None:
         """Wait while ``key``'s outputs are being sent again: its next input's outputs must follow them."""
