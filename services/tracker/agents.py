@@ -23,7 +23,7 @@ from schemas import Ack, DeadLetter, RoutingDecision, Tick, dump_event
 from services.common.logging import get_logger
 from services.common.streams.guard import guarded_agent, refresh_changelog_metadata
 from services.deadletter.letters import dead_letter, describe_error
-from services.tracker import codec
+from services.tracker import codec, tables
 from services.tracker.index import TrackerIndex
 from services.tracker.metrics import TrackerMetrics
 from services.tracker.pending import PendingStates, Record
@@ -32,6 +32,9 @@ from services.tracker.topics import TrackerTopics
 
 log = get_logger(__name__)
 SERVICE = "tracker"
+# How long a rebalance waits for the inputs still waiting for their outputs (normally a few ms);
+# well inside faust's rebalance timeout (60 s) and the session timeout.
+SETTLE_BEFORE_REVOCATION_S = 10.0
 
 
 def register(
@@ -39,14 +42,9 @@ def register(
 ) -> PendingStates:
     names = topics.names
 
-    def delete_state(key: bytes) -> None:
-        if table.get(key) is not None:
-            del table[key]
-
     pending = PendingStates(
         send=topics.send,
-        write=table.__setitem__,
-        delete=delete_state,
+        store=lambda key, state: tables.store_state(table, key, state),
         defer_ack=lambda message: app.consumer.defer_ack(message),
         ack=lambda message: app.consumer.ack_deferred(message),
         before_rewrite=lambda: refresh_changelog_metadata(app),
@@ -91,7 +89,6 @@ def register(
         if key is None:
             await reject_input(message, "key_missing", "message has no key (it must be the report_id)")
             return
-        await pending.ready(key)
         waiting, raw_state = pending.latest(key)  # a state whose outputs are on their way
         if not waiting:
             raw_state = table.get(key)
@@ -124,7 +121,9 @@ def register(
         if out.track is not None and out.track.partition < 0:
             out.track.partition = message.partition
         records = outputs(message, key, out)
-        futures = [await topics.send(topic, k, value) for topic, k, value in records]
+        futures = None  # held back: sent after the report's outputs being sent again
+        if not pending.holding_back(key):
+            futures = [await topics.send(topic, k, value) for topic, k, value in records]
         if out.delete:
             state, write = None, raw_state is not None
         elif out.changed and out.track is not None:
@@ -173,12 +172,17 @@ def register(
         error_type, error = describe_error(exc)
         await reject_input(event.message, "internal_error", f"{error_type}: {error}")
 
-    async def on_revoked(_app: Any, revoked: set[Any], **_: Any) -> None:
-        dropped = pending.forget({tp.partition for tp in revoked if tp.topic in topics.inputs.topics})
-        if dropped:
-            log.warning("inputs still waiting for their outputs dropped at a rebalance", inputs=dropped)
+    async def settle() -> None:
+        # faust waits, before it lets partitions go (and at a stop), for every input not yet
+        # acknowledged: an input whose outputs cannot be delivered would hold the rebalance for
+        # ever. What has not settled in time is dropped, unwritten and unacknowledged; the next
+        # owner (perhaps this worker again) handles it from its committed offset.
+        if await pending.settle(SETTLE_BEFORE_REVOCATION_S):
+            return
+        dropped = pending.forget(None, release=app.consumer._unacked_messages.discard)
+        log.warning("inputs still waiting for their outputs dropped at a rebalance", inputs=dropped)
 
-    app.on_partitions_revoked.connect(on_revoked)
+    app.settle_hooks.append(settle)
     guarded_agent(app, topics.inputs, name="track-referrals", on_error=on_error)(handle)
     return pending
 

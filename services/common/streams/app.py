@@ -9,6 +9,7 @@ a trip round the event loop per record (``BusTopic``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ class BusApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guarded_topics: set[str] = set()  # filled by guarded_agent when an agent is defined
+        # Awaited before faust waits for the events not yet acknowledged, with the flow stopped
+        # (``SafeAckConsumer.wait_empty``).
+        self.settle_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def _new_transport(self) -> Any:
         return IdempotentTransport(self.conf.broker_consumer, self)

@@ -327,6 +327,13 @@ class SafeAckConsumer(faust_aiokafka.Consumer):
                 # aiokafka's seek_to_committed left this partition wherever its fetch was.
                 await self.seek(tp, start)
 
+    async def wait_empty(self) -> None:
+        """faust's wait for every event not yet acknowledged (at a rebalance, at a stop), after the
+        app's ``settle_hooks``: an agent that defers acknowledgements settles or drops them first."""
+        for hook in getattr(self.app, "settle_hooks", ()):
+            await hook()
+        await super().wait_empty()
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self.guard.forget(tp)

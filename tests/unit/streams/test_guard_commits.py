@@ -99,3 +99,34 @@ def test_a_deferred_acknowledgement_of_a_revoked_partition_is_forgotten(consumer
     consumer.guard.deferred.add((tp, 0))
     consumer.guard.forget(tp)
     assert not consumer.guard.deferred
+
+
+def test_an_ack_deferred_past_a_revocation_still_leaves_faust_nothing_to_wait_for(consumer):
+    # faust's rebalance waits until every event it handed on is acknowledged (wait_empty).
+    consumer.app.topics._acking_topics.add(TOPIC)
+    message = Message(0)
+    consumer._unacked_messages.add(message)
+    consumer.mark_handled(message)
+    consumer.defer_ack(message)
+    consumer.guard.forget(tp)  # the partition is revoked while the agent holds the ack
+    assert consumer.ack_deferred(message) is True
+    assert message.acked and message not in consumer._unacked_messages
+
+
+def test_the_settle_hooks_run_before_faust_waits_for_unacknowledged_events(consumer, monkeypatch):
+    import asyncio
+
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    order: list[str] = []
+
+    async def faust_wait_empty(self):  # type: ignore[no-untyped-def]
+        order.append("faust waits")
+
+    async def hook() -> None:
+        order.append("hook")
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_empty", faust_wait_empty)
+    consumer.app.settle_hooks.append(hook)
+    asyncio.run(consumer.wait_empty())
+    assert order == ["hook", "faust waits"]
