@@ -121,9 +121,6 @@ def register(
         if out.track is not None and out.track.partition < 0:
             out.track.partition = message.partition
         records = outputs(message, key, out)
-        futures = None  # held back: sent after the report's outputs being sent again
-        if not pending.holding_back(key):
-            futures = [await topics.send(topic, k, value) for topic, k, value in records]
         if out.delete:
             state, write = None, raw_state is not None
         elif out.changed and out.track is not None:
@@ -138,8 +135,8 @@ def register(
             departments + (list(kept.refs) if kept else []),
             None if kept is None else (out.next_check if out.next_check is not None else tracker.next_check(kept)),
         )
-        # The new state is written, and the input acknowledged, once these outputs are in.
-        await pending.hold(key, message, records, futures, state, write)
+        # The outputs are sent; the new state is written, and the input acknowledged, once they are in.
+        await pending.hold(key, message, records, state, write)
 
     def outputs(message: Any, key: bytes, out: Outcome) -> tuple[Record, ...]:
         records: list[Record] = []

@@ -62,10 +62,6 @@ Send = Callable[[str, bytes | None, bytes], Awaitable["asyncio.Future[Any]"]]
 Store = Callable[[bytes, bytes | None], "asyncio.Future[Any]"]
 
 
-async def _nothing() -> None:
-    return None
-
-
 def _failed(future: Any) -> bool:
     return bool(future.cancelled() or future.exception() is not None)
 
@@ -91,14 +87,14 @@ class PendingStates:
         store: Store,
         defer_ack: Callable[[Any], None],
         ack: Callable[[Any], Any],
-        before_rewrite: Callable[[], Awaitable[None]] | None = None,
+        before_rewrite: Callable[[], Awaitable[None]],
         limit: int = 1000,
         pauses: tuple[float, ...] = RESEND_PAUSES_S,
     ) -> None:
         """``before_rewrite`` runs before a table write that failed is tried again (the tracker
         refreshes the producer's metadata of its changelog topic)."""
         self._send, self._store = send, store
-        self._before_rewrite = before_rewrite or _nothing
+        self._before_rewrite = before_rewrite
         self._defer_ack, self._ack = defer_ack, ack
         self._limit, self._pauses = limit, pauses
         self._queues: dict[bytes, deque[_Input]] = {}  # outputs on their way, per report, in order
@@ -182,22 +178,17 @@ class PendingStates:
         return len(dropped)
 
     async def hold(
-        self,
-        key: bytes,
-        message: Any,
-        records: tuple[Record, ...],
-        futures: list[Any] | None,
-        state: bytes | None,
-        write: bool,
+        self, key: bytes, message: Any, records: tuple[Record, ...], state: bytes | None, write: bool
     ) -> None:
-        """Hold ``message``'s acknowledgement until ``futures`` (its ``records``, sent) are acknowledged.
+        """Send ``records`` (``message``'s outputs) and hold its acknowledgement until they are in.
 
         ``state`` is the report's state after the input (None: none); with ``write`` it is then
         written (None: deleted), after every earlier input of ``key``, and the message
-        acknowledged once that is in. Meanwhile the next input of ``key`` starts from it.
-        ``futures`` None: the records were held back (``holding_back``) and are sent here, after
-        the outputs being sent again.
+        acknowledged once that is in. Meanwhile the next input of ``key`` starts from it. While
+        ``key``'s outputs are being sent again (``holding_back``) the records are held unsent,
+        and that task sends them after those.
         """
+        futures = None if key in self._resending else [await self._send(topic, k, v) for topic, k, v in records]
         queue = self._queues.get(key)
         if queue is None and not futures and futures is not None and not write:
             return  # nothing to wait for: faust acknowledges it as usual
