@@ -39,15 +39,6 @@ class EncodedReport:
     decision: bytes
 
 
-def _position(grant: Any, as_json: orjson.Fragment, positions: dict[int, int], grants: list[orjson.Fragment]) -> int:
-    """Where ``grant`` is in the decision's ``grants``, appending its JSON text the first time."""
-    at = positions.get(id(grant))
-    if at is None:
-        at = positions[id(grant)] = len(grants)
-        grants.append(as_json)
-    return at
-
-
 @dataclass(frozen=True)
 class RoutedReport:
     referrals: tuple[Referral, ...]
@@ -73,11 +64,27 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
     # (services/rules/grants.py), so identity finds the repeats without hashing models.
     positions: dict[int, int] = {}
     grants: list[orjson.Fragment] = []
+    # Recipients that share a projected copy or due times (services/rules/loader.py) share their
+    # JSON text too: each is written once per report.
+    texts: dict[int, orjson.Fragment] = {}
+    priority = result.priority.value
     for p in plan.referrals:
         copy = p.disclosure
         referral_id = referral_id_for(report_id, p.department)
-        due_times = p.due  # received, decided, completed: the order of DueTimes
-        role, priority = p.role.value, p.priority.value
+        due_times = texts.get(id(p.due))  # received, decided, completed: the order of DueTimes
+        if due_times is None:
+            due_times = texts[id(p.due)] = orjson.Fragment(dumps(p.due, option=_OPTIONS))
+        report_copy = texts.get(id(p.copy))
+        if report_copy is None:
+            report_copy = texts[id(p.copy)] = orjson.Fragment(dumps(p.copy, option=_OPTIONS))
+        role = p.role.value
+        applied = []
+        for grant, grant_json in zip(copy.grants, copy.grant_fragments, strict=True):
+            at = positions.get(id(grant))
+            if at is None:
+                at = positions[id(grant)] = len(grants)
+                grants.append(grant_json)
+            applied.append(at)
         referrals.append(
             dumps(
                 {
@@ -98,7 +105,7 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
                     "fields": copy.fields_fragment,
                     "grants": copy.grants_fragment,
                     "withheld": copy.withheld_fragment,
-                    "report": p.copy,
+                    "report": report_copy,
                 },
                 option=_OPTIONS,
             )
@@ -114,9 +121,7 @@ def encode_report(rules: CompiledRules, report: Any, routed_at: datetime) -> Enc
                 "case_owner_required": p.case_owner_required,
                 "anonymised": p.anonymised,
                 "fields": copy.fields_fragment,
-                "grants_applied": [
-                    _position(g, j, positions, grants) for g, j in zip(copy.grants, copy.grant_fragments, strict=True)
-                ],
+                "grants_applied": applied,
                 "withheld": copy.withheld_fragment,
             }
         )

@@ -178,28 +178,30 @@ def evaluate(
     walk(root)
     fallback = not matched
     contributing = [root] if fallback else matched
-    merged: dict[str, RoutedRecipient] = {}
+    # Per department: role, first route, case owner, every route (one RoutedRecipient made each).
+    merged: dict[str, list[Any]] = {}
     for node in contributing:
         for department, role in node.recipients:
             lead = role is _LEAD
             owner = lead and (node.case_owner_required or facts.category in case_owner_categories.get(department, ()))
             known = merged.get(department)
             if known is None:
-                merged[department] = RoutedRecipient(department, role, node.path, owner, (node.path,))
+                merged[department] = [role, node.path, owner, [node.path]]
                 continue
-            merged[department] = RoutedRecipient(
-                department,
-                _LEAD if (lead or known.role is _LEAD) else _COOPERATING,
-                known.rule_path,
-                known.case_owner_required or owner,
-                known.via if node.path in known.via else (*known.via, node.path),
-            )
+            if lead:
+                known[0] = _LEAD
+            known[2] = known[2] or owner
+            if node.path not in known[3]:
+                known[3].append(node.path)
     priority = Priority.highest(facts.urgency, *(n.priority for n in contributing if n.priority is not None))
     priority_route = None
     if priority.rank > Priority.of(facts.urgency).rank:
         priority_route = next(n.priority_origin for n in contributing if n.priority == priority)
     return RouteResult(
-        recipients=tuple(merged.values()),
+        recipients=tuple(
+            RoutedRecipient(department, role, path, owner, tuple(via))
+            for department, (role, path, owner, via) in merged.items()
+        ),
         priority=priority,
         matched_paths=tuple(n.path for n in contributing),
         fallback=fallback,

@@ -274,7 +274,9 @@ class Copy:
     fields: tuple[str, ...]
     grants: tuple[SharedGrant, ...]
     withheld: Withheld
-    _run: Projector = field(init=False, repr=False, compare=False)
+    # The projection, compiled once per distinct keep tree: copies of one report whose trees are
+    # equal share it, so the plan projects (and the router writes) that copy once for all of them.
+    projector: Projector = field(init=False, repr=False, compare=False)
     # The field names and the records as JSON text, made once per shape: the router writes
     # them into every referral and decision as they are (services/router/routing.py). Dumped
     # again for every report they were ~100 us of its ~300 us of routing and encoding.
@@ -284,8 +286,7 @@ class Copy:
     withheld_fragment: orjson.Fragment = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        run = compile_projection(self.keep)
-        object.__setattr__(self, "_run", run if run is not None else dict)
+        object.__setattr__(self, "projector", _projector(self.keep))
         grants = [orjson.dumps(g.model_dump(mode="json")) for g in self.grants]
         object.__setattr__(self, "fields_fragment", orjson.Fragment(orjson.dumps(self.fields)))
         object.__setattr__(self, "grants_fragment", orjson.Fragment(b"[" + b",".join(grants) + b"]"))
@@ -296,7 +297,24 @@ class Copy:
 
     def apply(self, report_json: Mapping[str, Any]) -> dict[str, Any]:
         """The copy: ``project(report_json, self.keep)``, compiled."""
-        return self._run(report_json)
+        return self.projector(report_json)
+
+
+# Keep trees are few (one per department, role and report shape the rules give), and a tree's
+# repr names its keys in order, so equal trees share one compiled projection.
+_PROJECTORS: dict[str, Projector] = {}
+_PROJECTORS_MAX = 4096
+
+
+def _projector(keep: KeepTree) -> Projector:
+    key = repr(keep)
+    run = _PROJECTORS.get(key)
+    if run is None:
+        if len(_PROJECTORS) >= _PROJECTORS_MAX:
+            _PROJECTORS.clear()
+        compiled = compile_projection(keep)
+        run = _PROJECTORS[key] = compiled if compiled is not None else dict
+    return run
 
 
 @cache

@@ -433,7 +433,7 @@ def test_every_report_model_has_the_free_text_this_test_knows():
     assert set().union(*(free_text_fields(m) for m in REPORT_MODELS.values())) == FREE_TEXT
 
 
-def test_the_compiled_projection_equals_the_tree_walk_on_every_example_and_corpus_copy():
+def test_the_compiled_projection_equals_the_tree_walk_on_every_example_and_corpus_copy_and_equal_trees_share_it():
     from schemas import parse_report
     from schemas.examples import load_examples
     from services.rules.inputs import as_report, json_files, read_json
@@ -443,10 +443,18 @@ def test_the_compiled_projection_equals_the_tree_walk_on_every_example_and_corpu
     for path in json_files([REPO / "tests" / "rules" / "corpus"]):
         case = read_json(path)
         reports.append(as_report({"source": case["source"], "submission": case["submission"]}))
+    shared = 0
     for report in reports:
         report_json = report.model_dump(mode="json")
-        for p in RULES.plan(report, datetime.now(UTC)).referrals:
+        referrals = RULES.plan(report, datetime.now(UTC)).referrals
+        by_tree: dict[str, object] = {}
+        for p in referrals:
             assert p.copy == project(report_json, p.disclosure.keep), p.department
+            # Recipients whose trees are equal share one projected copy; other trees get their own.
+            assert by_tree.setdefault(repr(p.disclosure.keep), p.copy) is p.copy, p.department
+        assert len({id(p.copy) for p in referrals}) == len(by_tree)
+        shared += len(referrals) - len(by_tree)
+    assert shared > 0  # the shipped rules give some recipients of a report the same copy
 
 
 def test_the_documented_grant_example_loads_and_shares_what_it_says():
