@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -257,10 +258,10 @@ class SubmissionBase(Part):
     )
     attachments: tuple[Attachment, ...] = Field(default=(), max_length=20)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_dna(cls, data: Any) -> Any:
-        return reject_dna_keys(data)
+    def _no_dna(cls, data: Any, validate: ModelWrapValidatorHandler[Any]) -> Any:
+        return reject_dna_keys(data, validate)
 
     @field_validator("reported_at")
     @classmethod
@@ -370,10 +371,10 @@ class ReportEnvelope(Part):
     source_system: str = Field(pattern=SOURCE_SYSTEM_PATTERN, description="The authenticated sender.")
     received_at: Timestamp = Field(description="When the adapter accepted the submission.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_dna(cls, data: Any) -> Any:
-        return reject_dna_keys(data)
+    def _no_dna(cls, data: Any, validate: ModelWrapValidatorHandler[Any]) -> Any:
+        return reject_dna_keys(data, validate)
 
     @model_validator(mode="after")
     def _reported_before_received(self) -> ReportEnvelope:

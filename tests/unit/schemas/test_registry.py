@@ -264,3 +264,69 @@ def test_the_clean_key_cache_is_bounded():
         has_dna_keys({f"field_{i}": 1, "z" * (dna._CLEAN_KEY_MAX_LEN + 1): 2})
     assert len(dna._CLEAN_KEYS) <= dna._CLEAN_KEYS_MAX
     assert all(len(key) <= dna._CLEAN_KEY_MAX_LEN for key in dna._CLEAN_KEYS)
+
+
+def _objects(schema):
+    """Every object schema in a JSON Schema, with the path of keys that leads to it."""
+    stack = [((), schema)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "object" or "properties" in node:
+                yield path, node
+            stack.extend(((*path, k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
+
+
+@pytest.mark.parametrize("model", [*REPORT_MODELS.values(), *SUBMISSION_MODELS.values()], ids=lambda m: m.__name__)
+def test_every_object_of_a_report_or_submission_forbids_undeclared_keys(model):
+    # What lets reject_dna_keys look for DNA keys only when validation fails: no object holds a key
+    # it does not declare (and test_no_model_declares_a_dna_like_field: none declares one like DNA).
+    objects = list(_objects(model.model_json_schema()))
+    assert objects
+    for path, node in objects:
+        assert node.get("properties"), f"{path}: an object with no declared keys"
+        assert node.get("additionalProperties") is False, f"{path}: undeclared keys allowed"
+
+
+def _with_key_everywhere(data, key):
+    """Copies of ``data`` with ``key`` added to one of its objects, once for every object in it."""
+    if isinstance(data, dict):
+        yield {**data, key: "x"}
+        for k, v in data.items():
+            for changed in _with_key_everywhere(v, key):
+                yield {**data, k: changed}
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            for changed in _with_key_everywhere(v, key):
+                yield [*data[:i], changed, *data[i + 1 :]]
+
+
+ENVELOPE = ("schema_version", "report_id", "source", "source_system", "received_at")
+
+
+@pytest.mark.parametrize("kind", ["report", "submission"])
+def test_a_dna_key_in_any_object_of_any_example_is_refused_with_the_legal_reason(kind):
+    import json
+
+    from pydantic import ValidationError
+
+    from schemas import parse_report, parse_submission
+    from schemas.examples import load_examples
+
+    def parse(source, data):
+        if kind == "report":
+            return parse_report(json.dumps(data))
+        return parse_submission(source, json.dumps({k: v for k, v in data.items() if k not in ENVELOPE}))
+
+    tried = 0
+    for name, example in load_examples("v1", "reports").items():
+        parse(example["source"], example)  # valid as it is
+        for changed in _with_key_everywhere(example, "dna_profile"):
+            with pytest.raises(ValidationError) as err:
+                parse(example["source"], changed)
+            (error,) = err.value.errors()
+            assert "may only be collected by the police" in error["msg"], (name, error)
+            tried += 1
+    assert tried > 100
