@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import product
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.enums import Category, Priority, Role, Source
 from services.rules.facts import Facts
@@ -124,8 +124,7 @@ def _rest(
     return lambda facts: positive(facts) and not negative(facts)
 
 
-@dataclass(frozen=True)
-class RoutedRecipient:
+class RoutedRecipient(NamedTuple):  # a tuple: made for every recipient (see PlannedReferral)
     department: str
     role: Role
     rule_path: Path  # the first matched route that named this department

