@@ -16,7 +16,7 @@ schema refuses (``tests/unit/schemas/test_schema_parity.py`` holds them together
   both are screened for DNA-class content (``schemas/dna.py``), the one rule here the
   JSON Schema cannot state.
 
-Why not ``strict=True``: the submissions' ``mode="before"`` validators (the DNA-key rule)
+Why not ``strict=True``: the submissions' ``mode="wrap"`` validators (the DNA-key rule)
 make pydantic hand decoded JSON to the model as Python objects, and Python-mode strictness
 then refuses every date-time and enum *string*.
 """
