@@ -95,7 +95,10 @@ class Calendar(BaseModel):
             raise ValueError("a calendar needs at least one working day (or always = true)")
         return self
 
-    # Derived once per calendar: add() runs for every stage of every referral.
+    # Derived once per calendar: add() runs for every stage of every referral. add() and
+    # _is_workday() read them from pydantic's store of private attributes directly: ``self._zone``
+    # goes through BaseModel.__getattr__ each time, and those lookups were ~6% of encode_report on
+    # reports received at distinct times (tight loop, 600 reports).
     _zone: ZoneInfo = PrivateAttr()
     _weekdays: frozenset[int] = PrivateAttr()
     _special_days: list[date] = PrivateAttr()  # holidays and extra workdays, sorted
@@ -106,10 +109,6 @@ class Calendar(BaseModel):
         self._weekdays = frozenset(_WEEKDAYS[d] for d in self.days)
         self._special_days = sorted(self.holidays | self.extra_workdays)
         self._workday = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
-
-    # add() and _is_workday() read the derived values from pydantic's store of private attributes
-    # directly: ``self._zone`` goes through BaseModel.__getattr__ each time, and those lookups were
-    # ~6% of encode_report on reports received at distinct times (tight loop, 600 reports).
 
     def _is_workday(self, day: date) -> bool:
         if day in self.extra_workdays:

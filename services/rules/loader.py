@@ -64,7 +64,6 @@ class RulesError(ValueError):
 
 # --- locating a validation error's path in the TOML text -------------------------------
 
-_RECIPIENTS_MAX = 4096  # as the compiled copies (services/rules/grants.py): report shapes repeat
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+)\s*=")
 
@@ -185,6 +184,9 @@ class PlannedReferral(NamedTuple):
 class RoutingPlan:
     result: RouteResult
     referrals: tuple[PlannedReferral, ...]
+
+
+_RECIPIENTS_MAX = 4096  # as the compiled copies (services/rules/grants.py): report shapes repeat
 
 
 @dataclass(frozen=True)
